@@ -1,0 +1,205 @@
+"""`Assistant.ask`: the one path every surface uses (CLI, chat page, evals).
+
+The chain is built from LangChain Runnables: standalone query → hybrid retrieval → abstention gate →
+answer backend (extractive by default; an LLM backend plugs in at the same place, behind the same gate).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda
+
+from .answering import (
+    Answer,
+    AnswerContext,
+    Composed,
+    extractive_answer,
+    measure_evidence,
+    stream_sentences,
+)
+from .config import Settings
+from .retrieval import IndexReader
+from .text import content_words
+
+MAX_QUESTION_CHARS = 2000
+MAX_HISTORY_TURNS = 20
+REFERRING_WORDS = frozenset(
+    "it its it's they them their theirs this that these those there he she his her".split()
+)
+CONTINUATIONS = ("and ", "but ", "also ", "so ", "what about", "how about", "what if", "then ")
+
+
+class QuestionError(ValueError):
+    """The question or the history cannot be used; the message says why."""
+
+
+def standalone_query(question: str, history: list[dict[str, str]] | None) -> str:
+    """Turn a follow-up into a self-contained retrieval query without an LLM.
+
+    A question that leans on earlier turns (few content words, a pronoun standing for the subject, or an
+    opening like "and ...") gets the content words of the earlier user turns it follows appended.
+    """
+    users = [turn["content"] for turn in (history or []) if turn.get("role") == "user" and turn.get("content")]
+    if not users or not _leans_on_history(question):
+        return question
+    carried: list[str] = []
+    have = set(content_words(question))
+    for earlier in reversed(users):
+        for word in content_words(earlier):
+            if word not in have and word not in carried:
+                carried.append(word)
+        if not _leans_on_history(earlier):
+            break
+    return f"{question} {' '.join(carried)}".strip() if carried else question
+
+
+def _leans_on_history(question: str) -> bool:
+    lowered = question.lower().strip()
+    words = re.findall(r"[a-z']+", lowered)
+    return (len(content_words(question)) <= 2 or lowered.startswith(CONTINUATIONS)
+            or any(w in REFERRING_WORDS for w in words))
+
+
+def validate(question: str, history: list[dict[str, str]] | None) -> list[dict[str, str]]:
+    if not isinstance(question, str) or not question.strip():
+        raise QuestionError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(f"the question is {len(question):,} characters long; the limit is "
+                            f"{MAX_QUESTION_CHARS:,}. Ask about one thing at a time.")
+    turns = []
+    for turn in history or []:
+        if not isinstance(turn, dict) or turn.get("role") not in ("user", "assistant") \
+                or not isinstance(turn.get("content"), str):
+            raise QuestionError('each history turn must be an object {"role": "user"|"assistant", "content": "..."}')
+        turns.append({"role": turn["role"], "content": turn["content"][:MAX_QUESTION_CHARS * 4]})
+    return turns[-MAX_HISTORY_TURNS:]
+
+
+@dataclass
+class _Request:
+    question: str
+    history: list[dict[str, str]]
+    kinds: list[str] | None
+    doc_ids: list[str] | None
+    started: float
+
+
+class Assistant:
+    """Grounded answers from the ingested documents. One instance serves many questions."""
+
+    def __init__(self, settings: Settings | None = None, backend: Any = None,
+                 reader: IndexReader | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.reader = reader or IndexReader(self.settings)
+        self.backend = backend or ExtractiveBackend(self.settings)
+        self.chain = self._build_chain()
+
+    def _build_chain(self) -> Runnable:
+        prepare = RunnableLambda(self._prepare, name="standalone_query")
+        gate = RunnableLambda(self._gate, name="abstention_gate")
+        answer = RunnableBranch(
+            (lambda ctx: ctx.abstain, RunnableLambda(self._abstention, name="abstain")),
+            self.backend.runnable(),
+        )
+        return prepare | gate | answer
+
+    def warm_up(self) -> None:
+        """Load the index and the embedding model now, so the first question is not the slow one."""
+        self.reader.ensure_current()
+        self.reader.retrieve("work-based learning", self.settings.top_k)
+
+    def ask(self, question: str, history: list[dict[str, str]] | None = None, *,
+            kinds: list[str] | None = None, doc_ids: list[str] | None = None) -> Answer:
+        """Answer `question` (with optional chat `history`) from the documents, or abstain."""
+        turns = validate(question, history)
+        request = _Request(question.strip(), turns, kinds, doc_ids, time.perf_counter())
+        context, composed = self.chain.invoke(request)
+        return self._finish(context, composed)
+
+    def stream(self, question: str, history: list[dict[str, str]] | None = None) -> Iterator[str | Answer]:
+        """Yield the answer text piece by piece, then the final `Answer`."""
+        turns = validate(question, history)
+        request = _Request(question.strip(), turns, None, None, time.perf_counter())
+        context = self._gate(self._prepare(request))
+        if context.abstain:
+            _, composed = self._abstention(context)
+            yield composed.text
+            yield self._finish(context, composed)
+            return
+        composed = None
+        for event in self.backend.stream(context):
+            if isinstance(event, Composed):
+                composed = event
+            else:
+                yield event
+        yield self._finish(context, composed)
+
+    def _prepare(self, request: _Request) -> AnswerContext:
+        query = standalone_query(request.question, request.history)
+        start = time.perf_counter()
+        retrieval = self.reader.retrieve(query, self.settings.top_k, request.kinds, request.doc_ids)
+        sentences = self.reader.sentences([c.chunk_id for c in retrieval.chunks])
+        timings = {"retrieve": (time.perf_counter() - start) * 1000, "_started": request.started}
+        evidence = measure_evidence(retrieval, sentences, self.reader)
+        return AnswerContext(request.question, query, request.history, retrieval, sentences, evidence,
+                             timings_ms=timings)
+
+    def _gate(self, context: AnswerContext) -> AnswerContext:
+        context.abstain = context.evidence.score < self.settings.min_evidence or not context.retrieval.chunks
+        return context
+
+    def _abstention(self, context: AnswerContext) -> tuple[AnswerContext, Composed]:
+        return context, Composed(self.scope_message(), [])
+
+    def scope_message(self) -> str:
+        """What the assistant says when the documents don't answer: what it does cover, from the index."""
+        documents = self.reader.generation.documents if self.reader.generation else {}
+        largest = sorted(documents.values(), key=lambda d: -int(d.get("pages", 0)))[:3]
+        titles = "; ".join(f"{d['title']}" + (f" ({d['edition']})" if d.get("edition") else "") for d in largest)
+        more = len(documents) - len(largest)
+        scope = f"{titles}" + (f"; and {more} more" if more > 0 else "")
+        return ("The documents I answer from don't cover this, so I won't guess. I answer questions about "
+                f"Illinois work-based learning from {len(documents)} guidance documents: {scope}.")
+
+    def _finish(self, context: AnswerContext, composed: Composed) -> Answer:
+        started = context.timings_ms.pop("_started", None)
+        total = (time.perf_counter() - started) * 1000 if started else 0.0
+        retrieve = context.timings_ms.get("retrieve", 0.0)
+        timings = {"retrieve": round(retrieve, 2), "answer": round(max(total - retrieve, 0.0), 2),
+                   "total": round(total, 2)}
+        retrieved = [{"doc_id": c.doc_id, "page": c.page, "page_end": int(c.metadata.get("page_end", c.page)),
+                      "chunk_id": c.chunk_id, "score": round(c.score, 5), "title": c.metadata["title"],
+                      "section": c.metadata.get("section", "")}
+                     for c in context.retrieval.ranking]
+        return Answer(
+            question=context.question, answer=composed.text, abstained=context.abstain,
+            citations=composed.citations, retrieved=retrieved, timings_ms=timings,
+            backend="none" if context.abstain else self.backend.name, query=context.query,
+            evidence=context.evidence.as_dict(), guard=composed.guard,
+        )
+
+
+class ExtractiveBackend:
+    """The default answer backend: quotes sentences of the retrieved chunks, each cited. Needs no LLM."""
+
+    name = "extractive"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def compose(self, context: AnswerContext) -> Composed:
+        return extractive_answer(context, self.settings.answer_words)
+
+    def runnable(self) -> Runnable:
+        compose: Callable[[AnswerContext], tuple[AnswerContext, Composed]] = lambda ctx: (ctx, self.compose(ctx))  # noqa: E731
+        return RunnableLambda(compose, name="extractive_answer")
+
+    def stream(self, context: AnswerContext) -> Iterator[str | Composed]:
+        composed = self.compose(context)
+        yield from stream_sentences(composed)
+        yield composed

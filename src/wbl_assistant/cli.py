@@ -1,0 +1,289 @@
+"""`wbl-assistant`: a thin command line over the Python API (ingest, ask, serve, eval)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .config import ConfigError, Settings
+from .ingestion import STATUSES, IngestError, IngestReport
+from .ingestion import Progress as IngestProgress
+
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+#: Errors a user can act on: printed as one line, exit status 2, no traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, IngestError)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from .assistant import QuestionError
+    from .catalog import CatalogError
+    from .embeddings import EmbeddingModelError
+    from .retrieval import NotIngestedError
+    from .store import StoreError
+
+    return (*USER_ERRORS, CatalogError, StoreError, EmbeddingModelError, QuestionError, NotIngestedError)
+
+
+def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command with user errors turned into a one-line message and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except _user_errors() as error:
+            console.print(f"[red]error:[/red] {error}")
+            sys.exit(2)
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/yellow]: the previous index is unchanged")
+            sys.exit(130)
+
+    return wrapper
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens (to stderr).")
+def main(verbose: bool) -> None:
+    """Grounded answers about Illinois work-based learning, from the guidance documents, with citations."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+
+
+class _BarProgress(IngestProgress):
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = None
+        self.chunks = 0
+
+    def planned(self, documents: int, to_process: int) -> None:
+        self.task = self.progress.add_task("documents", total=max(to_process, 1) if to_process else 0,
+                                           chunks=0, name="")
+        if not to_process:
+            self.progress.update(self.task, total=1, completed=1, name="nothing changed")
+
+    def processing(self, name: str) -> None:
+        self.progress.update(self.task, name=name)
+
+    def processed(self, name: str, chunks: int) -> None:
+        self.chunks += chunks
+        self.progress.update(self.task, advance=1, chunks=self.chunks, name=name)
+
+
+def run_ingest(settings: Settings, rebuild: bool = False, quiet: bool = False) -> IngestReport:
+    """Ingest with a progress bar on stderr (documents, chunks), as `ingest` and `serve` show it."""
+    from .ingestion import ingest
+
+    columns = [TextColumn("[bold]ingest[/bold]"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("documents · {task.fields[chunks]} chunks"), TimeElapsedColumn(),
+               TextColumn("{task.fields[name]}")]
+    with Progress(*columns, console=console, transient=False, disable=quiet) as progress:
+        return ingest(settings, rebuild=rebuild, progress=_BarProgress(progress))
+
+
+def print_ingest_summary(report: IngestReport, settings: Settings) -> None:
+    table = Table(title="Ingest summary", show_edge=False)
+    for status in STATUSES:
+        table.add_column(status, justify="right")
+    table.add_column("chunks", justify="right")
+    table.add_column("seconds", justify="right")
+    table.add_row(*[str(report.count(s)) for s in STATUSES], str(report.chunks), f"{report.seconds:.1f}")
+    console.print(table)
+    for result in report.failed:
+        console.print(f"[red]failed[/red] {result.file or result.doc_id}: {result.reason}")
+    for result in report.warnings:
+        console.print(f"[yellow]warning[/yellow] {result.file}: {result.warning}")
+    where = (f"Chroma server {settings.chroma_host}:{settings.chroma_port}" if settings.uses_server
+             else str(settings.chroma_path))
+    state = "index updated" if report.switched else "index unchanged"
+    console.print(f"{state} ({where})")
+
+
+@main.command()
+@click.option("--rebuild", is_flag=True, help="Re-extract and re-embed every document.")
+@click.option("--corpus", "corpus_dir", type=click.Path(path_type=Path),
+              help="Folder of PDFs (default: WBL_CORPUS_DIR or ./corpus).")
+@friendly
+def ingest(rebuild: bool, corpus_dir: Any) -> None:
+    """Make the index match the corpus folder (added, updated, unchanged, removed, failed)."""
+    settings = load_settings(corpus_dir=corpus_dir)
+    report = run_ingest(settings, rebuild=rebuild)
+    print_ingest_summary(report, settings)
+    sys.exit(1 if report.failed else 0)
+
+def read_history(path: Path) -> list[dict[str, str]]:
+    """A chat history file: a JSON list of {role, content}."""
+    from .assistant import QuestionError
+
+    try:
+        raw = path.read_bytes().decode("utf-8")
+    except OSError as error:
+        raise QuestionError(f"cannot read the history file {path} ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise QuestionError(f"the history file {path} is not UTF-8 text") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise QuestionError(f"the history file {path} is not valid JSON ({error.msg}, line {error.lineno})") from None
+    if not isinstance(data, list):
+        raise QuestionError(f'the history file {path} must hold a JSON list of {{"role", "content"}} objects')
+    return data
+
+
+def print_answer(answer) -> None:
+    out.print(answer.answer)
+    if answer.citations:
+        out.print()
+        out.print("[bold]Sources[/bold]")
+        for c in answer.citations:
+            edition = f", {c.edition}" if c.edition else ""
+            out.print(f"[{c.n}] {c.title}{edition}, page {c.page}", markup=False)
+            out.print(f"    \u201c{c.quote}\u201d", markup=False, style="dim")
+
+
+@main.command()
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--history", "history_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="JSON list of earlier turns: [{\"role\": \"user\", \"content\": \"...\"}, ...]")
+@click.option("--backend", type=click.Choice(["extractive", "openai", "llamacpp"]),
+              help="Answer backend (default: WBL_BACKEND or extractive).")
+@friendly
+def ask(question: str, as_json: bool, history_file: Path | None, backend: str | None) -> None:
+    """Answer QUESTION from the ingested documents, with numbered sources."""
+    from .assistant import Assistant, validate
+
+    history = read_history(history_file) if history_file else None
+    validate(question, history)
+    settings = load_settings(backend=backend)
+    answer = Assistant(settings, backend=make_backend(settings)).ask(question, history)
+    if as_json:
+        out.print_json(json.dumps(answer.to_json(), ensure_ascii=False))
+    else:
+        print_answer(answer)
+
+
+def make_backend(settings: Settings):
+    """The configured answer backend (the extractive one unless WBL_BACKEND or --backend says otherwise)."""
+    from .assistant import ExtractiveBackend
+
+    return ExtractiveBackend(settings)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=7860, show_default=True, type=int, help="Port of the chat page.")
+@click.option("--no-ingest", is_flag=True, help="Serve the index as it is, without syncing it to the corpus.")
+@friendly
+def serve(host: str, port: int, no_ingest: bool) -> None:
+    """Start the chat page. First brings the index in line with the corpus folder (fast when unchanged)."""
+    from .app import launch
+    from .assistant import Assistant
+    from .store import IndexStore
+
+    settings = load_settings()
+    if not no_ingest:
+        try:
+            report = run_ingest(settings)
+        except IngestError as error:
+            if IndexStore(settings).active() is None:
+                raise
+            console.print(f"[yellow]warning[/yellow]: {error}; serving the existing index")
+        else:
+            if report.switched or report.failed:
+                print_ingest_summary(report, settings)
+    assistant = Assistant(settings, backend=make_backend(settings))
+    assistant.warm_up()
+    console.print(f"chat page: http://{host}:{port}  (Ctrl-C to stop)")
+    launch(settings, host, port, assistant)
+
+
+@main.group("eval", invoke_without_command=True)
+@click.option("--dataset", type=click.Path(path_type=Path, dir_okay=False), help="Eval items (JSON Lines).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder for results.jsonl, summary.json, report.md and report.html.")
+@click.option("--backend", type=click.Choice(["extractive", "openai", "llamacpp"]), help="Answer backend.")
+@click.option("--compare-naive", is_flag=True, help="Also evaluate the LangChain tutorial pipeline's retrieval.")
+@click.pass_context
+@friendly
+def eval_command(ctx: click.Context, dataset: Path | None, out_dir: Path | None, backend: str | None,
+                 compare_naive: bool) -> None:
+    """Run an eval dataset through the assistant and write a report (see also: eval feedback-to-items)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if dataset is None or out_dir is None:
+        raise click.UsageError("eval needs --dataset FILE and --out DIR")
+    from .assistant import Assistant
+    from .evaluation.dataset import DatasetError, load_dataset
+    from .evaluation.runner import run_eval
+
+    try:
+        load_dataset(dataset)
+    except DatasetError as error:
+        console.print(f"[red]error:[/red] {error}")
+        sys.exit(2)
+    settings = load_settings(backend=backend)
+    assistant = Assistant(settings, backend=make_backend(settings))
+    with Progress(TextColumn("[bold]eval[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("items", total=None)
+        run = run_eval(assistant, dataset, out_dir, compare_naive=compare_naive,
+                       on_item=lambda n, total: progress.update(task, completed=n, total=total))
+    print_eval_summary(run.summary)
+    console.print(f"report: {out_dir / 'report.html'}")
+
+
+def print_eval_summary(summary: dict) -> None:
+    from .evaluation.report import ANSWER_KEYS, RETRIEVAL_KEYS, fmt
+
+    naive = summary.get("naive") or {}
+    table = Table(title=f"Eval: {summary['items']} items", show_edge=False)
+    table.add_column("metric")
+    table.add_column("wbl-assistant", justify="right")
+    if naive:
+        table.add_column("naive", justify="right")
+    for key in RETRIEVAL_KEYS + ANSWER_KEYS + ["latency_p50_ms", "latency_p95_ms"]:
+        if summary.get(key) is None:
+            continue
+        table.add_row(key, fmt(summary[key]), *([fmt(naive.get(key))] if naive else []))
+    console.print(table)
+
+
+@eval_command.command("feedback-to-items")
+@click.option("--feedback", "feedback_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Feedback JSONL (default: the chat page's file in the data dir).")
+@click.option("--out", "out_file", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="Where to write the draft items (JSON Lines).")
+@friendly
+def feedback_to_items(feedback_file: Path | None, out_file: Path) -> None:
+    """Turn thumbs-down feedback into draft eval items for a person to complete."""
+    from .evaluation.feedback import FeedbackError, draft_items, read_feedback
+
+    path = feedback_file or load_settings().feedback_path
+    try:
+        drafts = draft_items(read_feedback(path))
+    except FeedbackError as error:
+        console.print(f"[red]error:[/red] {error}")
+        sys.exit(2)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in drafts), encoding="utf-8")
+    console.print(f"{len(drafts)} draft items written to {out_file}; complete gold_docs and key_facts, "
+                  "then add them to a dataset")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""Make the index match the corpus folder: new documents added, changed ones replaced, removed ones gone,
+unchanged ones skipped, bad files reported (never a traceback) while the others are ingested.
+
+The new index is written as a fresh generation (see store.py) and switched to in one write, so an ingest
+that fails or is killed midway leaves the previous index serving, complete; the next run repairs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .catalog import CatalogEntry, load_catalog, slugify
+from .chunking import Chunk, chunk_blocks
+from .config import Settings
+from .embeddings import MODEL_NAME, embed_matrix, load_embeddings
+from .extraction import DocumentError, read_pdf
+from .store import CHUNKS, SENTENCES, Generation, IndexStore
+
+logger = logging.getLogger(__name__)
+
+#: Bump when extraction or chunking changes what is stored: every document is then re-ingested.
+INDEX_FORMAT = 1
+STATUSES = ("added", "updated", "unchanged", "removed", "failed")
+
+
+class IngestError(RuntimeError):
+    """The run as a whole cannot proceed (no corpus folder, unreadable catalog, Chroma unreachable)."""
+
+
+@dataclass
+class DocumentResult:
+    doc_id: str
+    file: str
+    status: str
+    chunks: int = 0
+    pages: int = 0
+    reason: str = ""
+    warning: str = ""
+
+
+@dataclass
+class IngestReport:
+    results: list[DocumentResult] = field(default_factory=list)
+    seconds: float = 0.0
+    generation: str = ""
+    switched: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def chunks(self) -> int:
+        return sum(r.chunks for r in self.results if r.status != "removed")
+
+    @property
+    def failed(self) -> list[DocumentResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def warnings(self) -> list[DocumentResult]:
+        return [r for r in self.results if r.warning]
+
+
+class Progress:
+    """Receives ingest progress; the CLI and the chat page's admin tab render it. Defaults do nothing."""
+
+    def planned(self, documents: int, to_process: int) -> None: ...
+
+    def processing(self, name: str) -> None: ...
+
+    def processed(self, name: str, chunks: int) -> None: ...
+
+
+@dataclass
+class _Planned:
+    doc_id: str
+    path: Path | None
+    sha256: str
+    meta: dict[str, Any]
+    previous: dict[str, Any] | None
+    status: str = ""
+    reason: str = ""
+    warning: str = ""
+    chunks: list[Chunk] = field(default_factory=list)
+    pages: int = 0
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pipeline_fingerprint(settings: Settings) -> dict[str, Any]:
+    return {
+        "format": INDEX_FORMAT,
+        "chunk_size": settings.chunk_size,
+        "chunk_overlap": settings.chunk_overlap,
+        "embedding_model": settings.embedding_model or MODEL_NAME,
+    }
+
+
+def sentence_embedding_text(sentence: str, chunk: Chunk) -> str:
+    """What is embedded for a sentence: the sentence, after its section's heading for context."""
+    heading = chunk.section.rsplit(" > ", 1)[-1]
+    return f"{heading}: {sentence}" if heading else sentence
+
+
+def ingest(settings: Settings, *, rebuild: bool = False, progress: Progress | None = None,
+           store: IndexStore | None = None, clock: Callable[[], float] = time.perf_counter) -> IngestReport:
+    """Bring the index in line with `settings.corpus_dir`. See the module docstring."""
+    started = clock()
+    progress = progress or Progress()
+    corpus = settings.corpus_dir
+    if not corpus.is_dir():
+        raise IngestError(f"no corpus folder at {corpus}")
+    pdfs = sorted(p for p in corpus.iterdir() if p.is_file() and p.suffix.lower() == ".pdf")
+    if not pdfs:
+        raise IngestError(f"{corpus} holds no PDF files; nothing was changed")
+    try:
+        catalog = load_catalog(settings.catalog_path)
+    except ValueError as error:
+        raise IngestError(str(error)) from None
+    store = store or IndexStore(settings)
+    store.drop_inactive()
+    active = store.active()
+    pipeline = pipeline_fingerprint(settings)
+    reusable = active is not None and active.pipeline == pipeline and not rebuild
+    previous_docs = active.documents if active else {}
+
+    plans, report = _plan(pdfs, catalog, corpus, previous_docs if reusable else {}, previous_docs)
+    to_process = [p for p in plans if p.status in ("added", "updated")]
+    kept = [p for p in plans if p.status == "unchanged"]
+    unreadable_kept = [p for p in plans if p.status == "failed" and p.previous and reusable]
+    present = {p.doc_id for p in plans}
+    removed = [d for d in previous_docs if d not in present]
+    metadata_changed = any(_meta_differs(p) for p in kept)
+    progress.planned(len(plans), len(to_process))
+    if active is not None and not to_process and not removed and not metadata_changed:
+        report.results += [_result(p, reusable) for p in plans]
+        report.generation = active.name
+        report.seconds = clock() - started
+        return report
+
+    generation = store.new_generation()
+    try:
+        documents: dict[str, dict[str, Any]] = {}
+        if kept or unreadable_kept:
+            _copy_documents(store, active.name, generation, kept + unreadable_kept)
+            documents.update({p.doc_id: {**p.previous, **_manifest_meta(p)} for p in kept})
+            documents.update({p.doc_id: p.previous for p in unreadable_kept})
+        model = load_embeddings(settings.embedding_model, settings.embed_batch_size) if to_process else None
+        for plan in to_process:
+            progress.processing(plan.path.name)
+            try:
+                _extract(plan, settings)
+            except DocumentError as error:
+                plan.status, plan.reason = "failed", str(error)
+                if plan.previous and reusable:
+                    _copy_documents(store, active.name, generation, [plan])
+                    documents[plan.doc_id] = plan.previous
+            else:
+                _write_document(store, model, generation, plan)
+                documents[plan.doc_id] = {**_manifest_meta(plan), "pages": plan.pages, "chunks": len(plan.chunks)}
+            progress.processed(plan.path.name, len(plan.chunks))
+        report.results += [_result(p, reusable) for p in plans]
+        report.results += [DocumentResult(d, previous_docs[d].get("file", ""), "removed") for d in removed]
+        changed = any(p.status in ("added", "updated") for p in plans) or removed or metadata_changed
+        if changed or active is None:
+            store.activate(Generation(generation, documents, pipeline))
+            report.generation, report.switched = generation, True
+        else:
+            store.drop_generation(generation)
+            report.generation = active.name
+    except BaseException:
+        store.drop_generation(generation)
+        raise
+    report.seconds = clock() - started
+    return report
+
+
+def _plan(pdfs, catalog, corpus, reusable_docs, previous_docs):
+    report = IngestReport()
+    plans: list[_Planned] = []
+    seen: dict[str, str] = {}
+    present = {p.name for p in pdfs}
+    for entry in catalog.values():
+        if entry.file not in present:
+            report.results.append(DocumentResult(
+                entry.slug, entry.file, "failed",
+                reason=f"the catalog lists {entry.file} but it is not in {corpus}",
+            ))
+    for path in pdfs:
+        entry = catalog.get(path.name)
+        doc_id = entry.slug if entry else slugify(path.name)
+        if doc_id in seen:
+            report.results.append(DocumentResult(doc_id, path.name, "failed",
+                                                 reason=f"same document id as {seen[doc_id]}; rename the file"))
+            continue
+        seen[doc_id] = path.name
+        try:
+            sha = file_sha256(path)
+        except OSError as error:
+            plans.append(_Planned(doc_id, None, "", {}, previous_docs.get(doc_id), "failed",
+                                  f"cannot read the file ({error.strerror})"))
+            continue
+        meta = _catalog_meta(entry, path)
+        previous = reusable_docs.get(doc_id)
+        plan = _Planned(doc_id, path, sha, meta, previous_docs.get(doc_id))
+        if not entry:
+            plan.warning = "no catalog entry: title taken from the PDF; add it to the catalog for citations"
+        if previous and previous.get("sha256") == sha and previous.get("file") == path.name:
+            plan.status = "unchanged"
+            if not entry:
+                plan.meta["title"] = previous.get("title", plan.meta["title"])
+        else:
+            plan.status = "updated" if previous_docs.get(doc_id) else "added"
+        plans.append(plan)
+    return plans, report
+
+
+def _catalog_meta(entry: CatalogEntry | None, path: Path) -> dict[str, Any]:
+    if entry:
+        return {"title": entry.title, "publisher": entry.publisher, "edition": entry.edition,
+                "kind": entry.kind, "audience": entry.audience, "sample": entry.sample, "catalogued": True}
+    return {"title": path.stem.replace("_", " ").replace("-", " ").strip() or path.name, "publisher": "",
+            "edition": "", "kind": "document", "audience": "", "sample": False, "catalogued": False}
+
+
+def _manifest_meta(plan: _Planned) -> dict[str, Any]:
+    return {**plan.meta, "file": plan.path.name if plan.path else "", "sha256": plan.sha256}
+
+
+def _meta_differs(plan: _Planned) -> bool:
+    previous = plan.previous or {}
+    return any(previous.get(key) != value for key, value in plan.meta.items())
+
+
+def _result(plan: _Planned, reusable: bool) -> DocumentResult:
+    file = plan.path.name if plan.path else ""
+    if plan.status == "failed":
+        reason = plan.reason
+        if plan.previous and reusable:
+            reason += "; the previously ingested version stays in the index"
+        return DocumentResult(plan.doc_id, file, "failed", reason=reason, warning=plan.warning)
+    chunks = len(plan.chunks) if plan.chunks else int((plan.previous or {}).get("chunks", 0))
+    pages = plan.pages or int((plan.previous or {}).get("pages", 0))
+    return DocumentResult(plan.doc_id, file, plan.status, chunks=chunks, pages=pages, warning=plan.warning)
+
+
+def _extract(plan: _Planned, settings: Settings) -> None:
+    extracted = read_pdf(plan.path)
+    if not plan.meta["catalogued"] and extracted.info_title:
+        plan.meta["title"] = extracted.info_title
+    plan.pages = extracted.page_count
+    plan.chunks = chunk_blocks(extracted.blocks, plan.doc_id, plan.sha256, settings.chunk_size,
+                               settings.chunk_overlap)
+    if not plan.chunks:
+        raise DocumentError("no text to index after extraction")
+
+
+def chunk_metadata(chunk: Chunk, meta: dict[str, Any], sha256: str) -> dict[str, Any]:
+    return {
+        "doc_id": chunk.doc_id, "chunk_id": chunk.chunk_id, "index": chunk.index, "page": chunk.page,
+        "page_end": chunk.page_end, "section": chunk.section, "sha256": sha256, "title": meta["title"],
+        "publisher": meta["publisher"], "edition": meta["edition"], "kind": meta["kind"],
+    }
+
+
+def _write_document(store: IndexStore, model: Any, generation: str, plan: _Planned) -> None:
+    """Embed one document's sentences, derive its chunk vectors from them, and write both."""
+    texts, owners, records = [], [], []
+    for c, chunk in enumerate(plan.chunks):
+        for n, sentence in enumerate(chunk.sentences):
+            texts.append(sentence_embedding_text(sentence.text, chunk))
+            owners.append(c)
+            records.append((f"{chunk.chunk_id}:s{n:03d}", sentence.text, {
+                "chunk_id": chunk.chunk_id, "doc_id": chunk.doc_id, "kind": plan.meta["kind"],
+                "page": sentence.page, "unit": sentence.kind, "n": n,
+            }))
+    vectors = embed_matrix(model, texts)
+    chunk_vectors = np.zeros((len(plan.chunks), vectors.shape[1]), dtype=np.float32)
+    np.add.at(chunk_vectors, np.asarray(owners, dtype=int), vectors)
+    norms = np.linalg.norm(chunk_vectors, axis=1, keepdims=True)
+    chunk_vectors /= np.where(norms == 0, 1, norms)
+    store.add(
+        store.collection(generation, CHUNKS), [c.chunk_id for c in plan.chunks], [c.text for c in plan.chunks],
+        [chunk_metadata(c, plan.meta, plan.sha256) for c in plan.chunks], chunk_vectors,
+    )
+    store.add(store.collection(generation, SENTENCES), [r[0] for r in records], [r[1] for r in records],
+              [r[2] for r in records], vectors)
+
+
+def _copy_documents(store: IndexStore, source: str, target: str, plans: list[_Planned]) -> None:
+    """Carry unchanged documents into the new generation without re-embedding; refresh catalog fields."""
+    doc_ids = [p.doc_id for p in plans]
+    meta_by_doc = {p.doc_id: p.meta for p in plans if p.status == "unchanged"}
+    for kind in (CHUNKS, SENTENCES):
+        old = store.collection(source, kind)
+        new = store.collection(target, kind)
+        ids, documents, metadatas, vectors = [], [], [], []
+        for record_id, document, metadata, vector in store.records(
+                old, where={"doc_id": {"$in": doc_ids}}, include_embeddings=True):
+            meta = meta_by_doc.get(metadata["doc_id"])
+            if meta and kind == CHUNKS:
+                metadata = {**metadata, **{k: meta[k] for k in ("title", "publisher", "edition", "kind")}}
+            elif meta:
+                metadata = {**metadata, "kind": meta["kind"]}
+            ids.append(record_id)
+            documents.append(document)
+            metadatas.append(metadata)
+            vectors.append(vector)
+        if ids:
+            store.add(new, ids, documents, metadatas, np.asarray(vectors, dtype=np.float32))

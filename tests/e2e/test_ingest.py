@@ -1,0 +1,276 @@
+"""Ingestion into a real embedded Chroma (and a real Chroma server), from real PDFs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, copy_sample
+
+from wbl_assistant.ingestion import IngestError, ingest
+from wbl_assistant.store import CHUNKS, SENTENCES, IndexStore
+
+THREE = ["imbi-final-projects", "equity-recruitment-rubric", "wbl-quality-criteria"]
+
+
+def index_records(settings):
+    store = IndexStore(settings)
+    active = store.active()
+    records = list(store.records(store.collection(active.name, CHUNKS)))
+    return active, {r[0]: r[2] for r in records}
+
+
+def chunk_ids_of(records, doc_id):
+    return {cid for cid, meta in records.items() if meta["doc_id"] == doc_id}
+
+
+def test_cold_ingest_writes_chunks_with_full_metadata_then_skips_unchanged(settings):
+    copy_sample(settings, THREE)
+    first = ingest(settings)
+    assert {r.doc_id: r.status for r in first.results} == dict.fromkeys(THREE, "added")
+    active, records = index_records(settings)
+    assert len(records) == first.chunks > 0
+    meta = next(m for m in records.values() if m["doc_id"] == "equity-recruitment-rubric")
+    assert meta["title"] == "Rubric for Equity-Centered Recruitment"
+    assert meta["publisher"] == "EdSystems" and meta["edition"] == "undated" and meta["kind"] == "rubric"
+    assert 1 <= meta["page"] <= meta["page_end"] and meta["section"]
+    assert len(meta["sha256"]) == 64 and meta["chunk_id"].startswith("equity-recruitment-rubric:")
+    sentences = IndexStore(settings).collection(active.name, SENTENCES).count()
+    assert sentences > len(records)
+
+    second = ingest(settings)
+    assert {r.status for r in second.results} == {"unchanged"}
+    assert not second.switched and second.generation == first.generation
+
+
+def test_changed_document_is_replaced_and_removed_one_is_gone(settings, make_pdf):
+    copy_sample(settings, THREE)
+    ingest(settings)
+    _, before = index_records(settings)
+    make_pdf("# New edition\n\nThe mentorship program now meets every week.\n",
+             settings.corpus_dir / "imbi-final-projects.pdf")
+    (settings.corpus_dir / "wbl-quality-criteria.pdf").unlink()
+    settings.catalog_path.write_text(settings.catalog_path.read_text().replace(
+        'file = "wbl-quality-criteria.pdf"', 'file = "wbl-quality-criteria-old.pdf"'))
+
+    report = ingest(settings)
+    statuses = {r.doc_id: r.status for r in report.results}
+    assert statuses["imbi-final-projects"] == "updated"
+    assert statuses["equity-recruitment-rubric"] == "unchanged"
+    assert "removed" in [r.status for r in report.results if r.doc_id == "wbl-quality-criteria"]
+    _, after = index_records(settings)
+    assert not chunk_ids_of(after, "wbl-quality-criteria")
+    new_ids = chunk_ids_of(after, "imbi-final-projects")
+    assert new_ids and not new_ids & chunk_ids_of(before, "imbi-final-projects")
+    assert chunk_ids_of(after, "equity-recruitment-rubric") == chunk_ids_of(before, "equity-recruitment-rubric")
+    assert any("every week" in IndexStore(settings).collection(report.generation, CHUNKS).get(ids=[i])["documents"][0]
+               for i in new_ids)
+
+
+def test_catalog_change_refreshes_metadata_without_new_chunks(settings):
+    copy_sample(settings, THREE)
+    ingest(settings)
+    _, before = index_records(settings)
+    settings.catalog_path.write_text(settings.catalog_path.read_text().replace('edition = "undated"',
+                                                                               'edition = "2025"'))
+    report = ingest(settings)
+    assert report.switched
+    _, after = index_records(settings)
+    assert set(after) == set(before)
+    assert {m["edition"] for m in after.values() if m["doc_id"] == "equity-recruitment-rubric"} == {"2025"}
+
+
+def test_uncatalogued_pdf_is_ingested_with_a_warning(settings, make_pdf):
+    make_pdf("# Overview\n\nA district handbook for internships.\n", settings.corpus_dir / "handbook.pdf",
+             title="District Internship Handbook")
+    report = ingest(settings)
+    [result] = report.results
+    assert result.status == "added" and "no catalog entry" in result.warning
+    _, records = index_records(settings)
+    assert {m["title"] for m in records.values()} == {"District Internship Handbook"}
+
+
+def write_bad_files(corpus: Path, make_pdf) -> None:
+    import pypdf
+
+    (corpus / "empty.pdf").write_bytes(b"")
+    (corpus / "notes.pdf").write_text("these are meeting notes, saved with the wrong extension")
+    good = make_pdf("# A\n\nSome text that will be cut in half by a failed download.\n", corpus / "tmp.pdf")
+    (corpus / "cut.pdf").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    (corpus / "garbage.pdf").write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 16 + b"\n%%EOF\n")
+    writer = pypdf.PdfWriter(clone_from=str(good))
+    writer.encrypt(user_password="secret", algorithm="AES-256")
+    with (corpus / "locked.pdf").open("wb") as handle:
+        writer.write(handle)
+    good.unlink()
+    from reportlab.pdfgen import canvas
+
+    scan = canvas.Canvas(str(corpus / "scan.pdf"))
+    scan.rect(50, 50, 400, 600, fill=1)
+    scan.showPage()
+    scan.save()
+
+
+BAD_REASONS = {
+    "empty.pdf": "empty file",
+    "notes.pdf": "not a PDF",
+    "cut.pdf": "truncated",
+    "garbage.pdf": "corrupt",
+    "locked.pdf": "encrypted",
+    "scan.pdf": "OCR is needed",
+    "missing.pdf": "not in",
+}
+
+
+def test_bad_files_get_a_reason_and_the_others_are_ingested(settings, make_pdf):
+    copy_sample(settings, ["equity-recruitment-rubric"])
+    write_bad_files(settings.corpus_dir, make_pdf)
+    with settings.catalog_path.open("a") as handle:
+        handle.write('[[documents]]\nslug = "gone"\nfile = "missing.pdf"\ntitle = "Gone"\npublisher = "X"\n'
+                     'edition = "1"\nkind = "manual"\n')
+    report = ingest(settings)
+    reasons = {r.file: r.reason for r in report.failed}
+    assert set(reasons) == set(BAD_REASONS)
+    for file, expected in BAD_REASONS.items():
+        assert expected in reasons[file], (file, reasons[file])
+    assert [r.doc_id for r in report.results if r.status == "added"] == ["equity-recruitment-rubric"]
+
+
+def test_a_broken_new_edition_keeps_the_previous_version(settings):
+    copy_sample(settings, THREE)
+    ingest(settings)
+    _, before = index_records(settings)
+    (settings.corpus_dir / "wbl-quality-criteria.pdf").write_bytes(b"%PDF-1.7\n")
+    report = ingest(settings)
+    [failed] = report.failed
+    assert failed.doc_id == "wbl-quality-criteria" and "previously ingested version stays" in failed.reason
+    _, after = index_records(settings)
+    assert chunk_ids_of(after, "wbl-quality-criteria") == chunk_ids_of(before, "wbl-quality-criteria")
+
+
+def test_rebuild_reembeds_everything(settings):
+    copy_sample(settings, THREE[:2])
+    first = ingest(settings)
+    second = ingest(settings, rebuild=True)
+    assert {r.status for r in second.results} == {"updated"}
+    assert second.generation != first.generation
+    _, records = index_records(settings)
+    assert len(records) == first.chunks
+
+
+def test_no_corpus_or_empty_corpus_is_a_clear_error(settings):
+    with pytest.raises(IngestError, match="holds no PDF"):
+        ingest(settings)
+    with pytest.raises(IngestError, match="no corpus folder"):
+        ingest(settings.with_changes(corpus_dir=settings.corpus_dir / "nope"))
+
+
+def test_an_exception_midway_leaves_the_previous_index_serving(settings, make_pdf, monkeypatch):
+    import wbl_assistant.ingestion as ingestion
+
+    copy_sample(settings, THREE[:2])
+    first = ingest(settings)
+    _, before = index_records(settings)
+    make_pdf("# New\n\nA new document.\n", settings.corpus_dir / "a-new.pdf")
+    make_pdf("# Newer\n\nAnother new document.\n", settings.corpus_dir / "b-new.pdf")
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return original(*args, **kwargs)
+
+    original = ingestion._write_document
+    monkeypatch.setattr(ingestion, "_write_document", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        ingest(settings)
+    active, after = index_records(settings)
+    assert active.name == first.generation and after == before
+    store = IndexStore(settings)
+    assert sorted(store._collection_names()) == sorted(
+        [store.collection_name(first.generation, k) for k in (CHUNKS, SENTENCES)] + ["wbl_meta"])
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from wbl_assistant.config import Settings
+    from wbl_assistant.ingestion import Progress, ingest
+
+    class StallAfterFirst(Progress):
+        def processed(self, name, chunks):
+            Path(sys.argv[1]).write_text(name)
+            time.sleep(120)
+
+    ingest(Settings.from_env(), progress=StallAfterFirst())
+""")
+
+
+def test_kill_9_midway_leaves_the_previous_index_and_the_next_run_repairs(settings, make_pdf):
+    copy_sample(settings, THREE[:1])
+    first = ingest(settings)
+    _, before = index_records(settings)
+    copy_sample(settings, THREE[1:])
+    marker = settings.data_dir.parent / "marker"
+    env = {**os.environ, "WBL_DATA_DIR": str(settings.data_dir), "WBL_CORPUS_DIR": str(settings.corpus_dir),
+           "WBL_CATALOG": str(settings.catalog_path)}
+    child = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(marker)], env=env)
+    deadline = time.time() + 120
+    while not marker.exists():
+        assert child.poll() is None and time.time() < deadline, "the ingest subprocess never got going"
+        time.sleep(0.1)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+
+    active, after = index_records(settings)
+    assert active.name == first.generation and after == before
+    store = IndexStore(settings)
+    assert len(store._collection_names()) > 3, "the killed run should have left an orphan generation"
+
+    report = ingest(settings)
+    assert sorted(r.status for r in report.results) == ["added", "added", "unchanged"]
+    names = IndexStore(settings)._collection_names()
+    assert sorted(names) == sorted([store.collection_name(report.generation, k) for k in (CHUNKS, SENTENCES)]
+                                   + ["wbl_meta"])
+
+
+@pytest.mark.server
+def test_server_mode_ingests_through_http(settings, chroma_server):
+    host, port = chroma_server
+    remote = settings.with_changes(chroma_host=host, chroma_port=port, collection_prefix="ingest_test")
+    copy_sample(remote, THREE[:2])
+    first = ingest(remote)
+    assert first.count("added") == 2
+    assert not (settings.data_dir / "chroma").exists()
+    _, records = index_records(remote)
+    assert len(records) == first.chunks
+    second = ingest(remote)
+    assert {r.status for r in second.results} == {"unchanged"}
+
+
+def test_cli_reports_failures_with_exit_1_and_no_traceback(settings, make_pdf):
+    copy_sample(settings, ["equity-recruitment-rubric"])
+    (settings.corpus_dir / "empty.pdf").write_bytes(b"")
+    env = {**os.environ, "WBL_DATA_DIR": str(settings.data_dir), "WBL_CORPUS_DIR": str(settings.corpus_dir),
+           "WBL_CATALOG": str(settings.catalog_path), "COLUMNS": "200"}
+    cli = [sys.executable, "-m", "wbl_assistant.cli"]
+    run = subprocess.run([*cli, "ingest"], env=env, capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+    assert "Ingest summary" in run.stderr and "empty.pdf: empty file (0 bytes)" in run.stderr
+    assert "documents" in run.stderr
+
+    (settings.corpus_dir / "empty.pdf").unlink()
+    again = subprocess.run([*cli, "ingest"], env=env, capture_output=True, text=True, cwd=ROOT)
+    assert again.returncode == 0 and "index unchanged" in again.stderr
+
+    missing = subprocess.run([*cli, "ingest"], env={**env, "WBL_CORPUS_DIR": "/nonexistent"},
+                             capture_output=True, text=True, cwd=ROOT)
+    assert missing.returncode == 2 and "no corpus folder" in missing.stderr and "Traceback" not in missing.stderr

@@ -1,0 +1,25 @@
+from wbl_assistant.text import content_words, normalize, numbers, split_sentences
+
+
+def test_sentences_split_at_boundaries_not_at_abbreviations():
+    text = ("Gov. Pritzker signed it on July 30, 2024. It took effect on Jan. 1, 2025, e.g. for employers. "
+            "Work ends by 7 p.m. on school days. The U.S. Department of Labor answers questions.")
+    assert split_sentences(text) == [
+        "Gov. Pritzker signed it on July 30, 2024.",
+        "It took effect on Jan. 1, 2025, e.g. for employers.",
+        "Work ends by 7 p.m. on school days.",
+        "The U.S. Department of Labor answers questions.",
+    ]
+
+
+def test_normalize_folds_case_punctuation_and_thousands():
+    assert normalize("The CDE’s 60-hour rule (8,185 students)!") == "the cde s 60 hour rule 8185 students"
+    assert normalize("3.5 hours.") == "3.5 hours"
+
+
+def test_content_words_drop_stopwords_keep_numbers():
+    assert content_words("How many hours are in a CDE, at least 60?") == ["hours", "cde", "least", "60"]
+
+
+def test_numbers():
+    assert numbers("8,185 students in 19 districts; 9.5% of jobs") == {"8185", "19", "9.5"}
