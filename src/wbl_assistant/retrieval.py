@@ -7,6 +7,7 @@ BM25 index, term statistics for the abstention gate) and reloads it when a re-in
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -23,8 +24,8 @@ from pydantic import ConfigDict
 
 from .config import Settings
 from .embeddings import load_embeddings
-from .store import CHUNKS, SENTENCES, Generation, IndexStore
-from .text import content_words, stem
+from .store import Generation, IndexStore
+from .text import terms
 
 RRF_K = 60
 logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -32,11 +33,6 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 class NotIngestedError(RuntimeError):
     """Nothing has been ingested yet."""
-
-
-def terms(text: str) -> list[str]:
-    """Lexical terms: content words, lightly stemmed. BM25, the gate and the answerer share them."""
-    return [stem(word) for word in content_words(text)]
 
 
 @dataclass
@@ -95,12 +91,13 @@ class IndexReader:
         generation = self.store.active()
         if generation is None or not generation.documents:
             raise NotIngestedError("nothing has been ingested yet: run `wbl-assistant ingest` first")
-        chunks = self.store.collection(generation.name, CHUNKS)
-        ids, texts, metas = [], [], []
+        chunks = self.store.collection(generation.name)
+        ids, texts, metas, sentences = [], [], [], {}
         for record_id, document, metadata, _ in self.store.records(chunks):
             ids.append(record_id)
             texts.append(document)
-            metas.append(metadata)
+            sentences[record_id] = _sentence_records(record_id, metadata)
+            metas.append({k: v for k, v in metadata.items() if k not in ("sentences", "sentence_vectors")})
         tokenized = [terms(f"{m['title']} {m['section']} {t}") for t, m in zip(texts, metas, strict=True)]
         bm25 = bm25s.BM25()
         bm25.index(tokenized, show_progress=False)
@@ -113,7 +110,7 @@ class IndexReader:
         self.chunk_count = len(ids)
         self.chunk_terms = [set(tokens) for tokens in tokenized]
         self.chunks_collection = chunks
-        self.sentences_collection = self.store.collection(generation.name, SENTENCES)
+        self.sentence_records = sentences
         self.generation = generation
 
     def ensure_current(self) -> None:
@@ -140,18 +137,8 @@ class IndexReader:
         return math.log((self.chunk_count + 1) / (df + 0.5))
 
     def sentences(self, chunk_ids: list[str]) -> dict[str, list[SentenceRecord]]:
-        """The stored sentences (with their vectors) of the given chunks, in document order."""
-        if not chunk_ids:
-            return {}
-        found = self.sentences_collection.get(where={"chunk_id": {"$in": chunk_ids}},
-                                              include=["documents", "metadatas", "embeddings"])
-        out: dict[str, list[SentenceRecord]] = {chunk_id: [] for chunk_id in chunk_ids}
-        for text, meta, vector in zip(found["documents"], found["metadatas"], found["embeddings"], strict=True):
-            out[meta["chunk_id"]].append(SentenceRecord(text, meta["chunk_id"], int(meta["page"]), meta["unit"],
-                                                        int(meta["n"]), np.asarray(vector, dtype=np.float32)))
-        for records in out.values():
-            records.sort(key=lambda r: r.position)
-        return out
+        """The sentences (with their vectors) of the given chunks, in document order."""
+        return {chunk_id: self.sentence_records.get(chunk_id, []) for chunk_id in chunk_ids}
 
     def retrieve(self, query: str, k: int, kinds: list[str] | None = None, doc_ids: list[str] | None = None,
                  query_vector: np.ndarray | None = None, depth: int = 10) -> Retrieval:
@@ -205,6 +192,15 @@ class IndexReader:
             return None
         return np.asarray([(not kinds or m["kind"] in kinds) and (not doc_ids or m["doc_id"] in doc_ids)
                            for m in self.metas])
+
+
+def _sentence_records(chunk_id: str, metadata: dict[str, Any]) -> list[SentenceRecord]:
+    from .ingestion import decode_vectors
+
+    rows = json.loads(metadata.get("sentences", "[]"))
+    vectors = decode_vectors(metadata["sentence_vectors"]) if rows else np.zeros((0, 384), dtype=np.float32)
+    return [SentenceRecord(text, chunk_id, int(page), unit, n, vectors[n])
+            for n, (text, page, unit) in enumerate(rows)]
 
 
 def _where(kinds: list[str] | None, doc_ids: list[str] | None) -> dict | None:

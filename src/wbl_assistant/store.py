@@ -1,6 +1,7 @@
 """The index in Chroma, embedded (PersistentClient) or on a server (HttpClient), by the same code.
 
-An index is a *generation*: a pair of collections (chunks, sentences) written once and never modified.
+An index is a *generation*: one collection of chunks, written once and never modified. Each chunk record
+carries its sentences and their vectors (the units the answerer quotes) in its metadata.
 A pointer record in the `<prefix>_meta` collection names the active generation and holds its manifest
 (one entry per document: file hash, catalog metadata, chunk count). Ingestion writes a new generation
 beside the active one and switches the pointer in a single write, so a reader always sees one complete
@@ -27,8 +28,6 @@ from .embeddings import ChromaEmbeddings
 logger = logging.getLogger(__name__)
 
 POINTER_ID = "active"
-CHUNKS = "chunks"
-SENTENCES = "sentences"
 
 
 class StoreError(RuntimeError):
@@ -85,8 +84,8 @@ class IndexStore:
             configuration={"hnsw": {"space": "cosine"}},
         )
 
-    def collection_name(self, generation: str, kind: str) -> str:
-        return f"{self.prefix}_{generation}_{kind}"
+    def collection_name(self, generation: str) -> str:
+        return f"{self.prefix}_{generation}_chunks"
 
     def active(self) -> Generation | None:
         """The generation readers should use, or None when nothing was ingested yet."""
@@ -100,15 +99,12 @@ class IndexStore:
 
     def new_generation(self) -> str:
         name = time.strftime("g%Y%m%dt%H%M%S", time.gmtime()) + secrets.token_hex(3)
-        for kind in (CHUNKS, SENTENCES):
-            self.client.create_collection(
-                self.collection_name(name, kind), embedding_function=self.embedding_function,
-                configuration={"hnsw": {"space": "cosine"}},
-            )
+        self.client.create_collection(self.collection_name(name), embedding_function=self.embedding_function,
+                                      configuration={"hnsw": {"space": "cosine"}})
         return name
 
-    def collection(self, generation: str, kind: str):
-        return self.client.get_collection(self.collection_name(generation, kind),
+    def collection(self, generation: str):
+        return self.client.get_collection(self.collection_name(generation),
                                           embedding_function=self.embedding_function)
 
     def activate(self, generation: Generation) -> None:
@@ -118,16 +114,15 @@ class IndexStore:
         self.drop_inactive()
 
     def drop_generation(self, name: str) -> None:
-        for kind in (CHUNKS, SENTENCES):
-            try:
-                self.client.delete_collection(self.collection_name(name, kind))
-            except (NotFoundError, ValueError):
-                continue
+        try:
+            self.client.delete_collection(self.collection_name(name))
+        except (NotFoundError, ValueError):
+            return
 
     def drop_inactive(self) -> list[str]:
         """Delete generations other than the active one: leftovers of an interrupted ingest."""
         active = self.active()
-        keep = {self.collection_name(active.name, kind) for kind in (CHUNKS, SENTENCES)} if active else set()
+        keep = {self.collection_name(active.name)} if active else set()
         dropped = []
         for name in self._collection_names():
             if name.startswith(f"{self.prefix}_g") and name not in keep:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
+
+import snowballstemmer
 
 ABBREVIATIONS = {
     "e.g", "i.e", "etc", "vs", "gov", "sen", "rep", "st", "no", "nos", "ill", "adm", "reg", "stat", "dr", "mr",
@@ -50,12 +53,23 @@ def numbers(text: str) -> set[str]:
     return set(re.findall(r"\d+(?:\.\d+)?", re.sub(r"(?<=\d),(?=\d{3})", "", text)))
 
 
+_STEMMER = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    """A light suffix stripper so that 'internships' matches 'internship' and 'hours' matches 'hour'."""
-    for suffix, keep in (("ies", "y"), ("ing", ""), ("ied", "y"), ("ed", ""), ("es", ""), ("s", "")):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
-            return word[: len(word) - len(suffix)] + keep
-    return word
+    """Snowball (Porter 2) stem, so that 'supervised' matches 'supervise' and 'notices' matches 'notice'."""
+    return _STEMMER.stemWord(word)
+
+
+def terms(text: str) -> list[str]:
+    """Lexical terms: content words, lightly stemmed. BM25, the gate, the answerer and the guard share them."""
+    out = []
+    for word in content_words(text):
+        stemmed = stem(word)
+        if stemmed not in STOPWORDS:
+            out.append(stemmed)
+    return out
 
 
 def split_sentences(text: str) -> list[str]:
@@ -68,7 +82,7 @@ def split_sentences(text: str) -> list[str]:
     for match in _BOUNDARY.finditer(text):
         candidate = text[start : match.start()].rstrip()
         last_word = re.split(r"[\s(]", candidate)[-1].rstrip(".!?\"')\u201d\u2019]").lower()
-        if last_word in ABBREVIATIONS or re.fullmatch(r"[a-z]", last_word):
+        if last_word in ABBREVIATIONS or re.search(r"(?:^|[\s(])[A-Z]\.$", candidate):
             continue
         pieces.append(text[start : match.end()].strip())
         start = match.end()

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import copy_sample, free_port
 
+from conftest import copy_sample, free_port
 from wbl_assistant.config import Settings
 from wbl_assistant.ingestion import ingest
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, copy_sample
 
+from conftest import ROOT, copy_sample
 from wbl_assistant.ingestion import IngestError, ingest
-from wbl_assistant.store import CHUNKS, SENTENCES, IndexStore
+from wbl_assistant.store import IndexStore
 
 THREE = ["imbi-final-projects", "equity-recruitment-rubric", "wbl-quality-criteria"]
 
@@ -22,7 +23,7 @@ THREE = ["imbi-final-projects", "equity-recruitment-rubric", "wbl-quality-criter
 def index_records(settings):
     store = IndexStore(settings)
     active = store.active()
-    records = list(store.records(store.collection(active.name, CHUNKS)))
+    records = list(store.records(store.collection(active.name)))
     return active, {r[0]: r[2] for r in records}
 
 
@@ -34,15 +35,16 @@ def test_cold_ingest_writes_chunks_with_full_metadata_then_skips_unchanged(setti
     copy_sample(settings, THREE)
     first = ingest(settings)
     assert {r.doc_id: r.status for r in first.results} == dict.fromkeys(THREE, "added")
-    active, records = index_records(settings)
+    _, records = index_records(settings)
     assert len(records) == first.chunks > 0
     meta = next(m for m in records.values() if m["doc_id"] == "equity-recruitment-rubric")
     assert meta["title"] == "Rubric for Equity-Centered Recruitment"
     assert meta["publisher"] == "EdSystems" and meta["edition"] == "undated" and meta["kind"] == "rubric"
     assert 1 <= meta["page"] <= meta["page_end"] and meta["section"]
     assert len(meta["sha256"]) == 64 and meta["chunk_id"].startswith("equity-recruitment-rubric:")
-    sentences = IndexStore(settings).collection(active.name, SENTENCES).count()
-    assert sentences > len(records)
+    sentences = json.loads(meta["sentences"])
+    assert sentences and all(isinstance(text, str) and page >= 1 for text, page, _ in sentences)
+    assert len(meta["sentence_vectors"]) > 100
 
     second = ingest(settings)
     assert {r.status for r in second.results} == {"unchanged"}
@@ -69,7 +71,7 @@ def test_changed_document_is_replaced_and_removed_one_is_gone(settings, make_pdf
     new_ids = chunk_ids_of(after, "imbi-final-projects")
     assert new_ids and not new_ids & chunk_ids_of(before, "imbi-final-projects")
     assert chunk_ids_of(after, "equity-recruitment-rubric") == chunk_ids_of(before, "equity-recruitment-rubric")
-    assert any("every week" in IndexStore(settings).collection(report.generation, CHUNKS).get(ids=[i])["documents"][0]
+    assert any("every week" in IndexStore(settings).collection(report.generation).get(ids=[i])["documents"][0]
                for i in new_ids)
 
 
@@ -195,7 +197,7 @@ def test_an_exception_midway_leaves_the_previous_index_serving(settings, make_pd
     assert active.name == first.generation and after == before
     store = IndexStore(settings)
     assert sorted(store._collection_names()) == sorted(
-        [store.collection_name(first.generation, k) for k in (CHUNKS, SENTENCES)] + ["wbl_meta"])
+        [store.collection_name(first.generation), "wbl_meta"])
 
 
 KILL_SCRIPT = textwrap.dedent("""
@@ -232,13 +234,12 @@ def test_kill_9_midway_leaves_the_previous_index_and_the_next_run_repairs(settin
     active, after = index_records(settings)
     assert active.name == first.generation and after == before
     store = IndexStore(settings)
-    assert len(store._collection_names()) > 3, "the killed run should have left an orphan generation"
+    assert len(store._collection_names()) > 2, "the killed run should have left an orphan generation"
 
     report = ingest(settings)
     assert sorted(r.status for r in report.results) == ["added", "added", "unchanged"]
     names = IndexStore(settings)._collection_names()
-    assert sorted(names) == sorted([store.collection_name(report.generation, k) for k in (CHUNKS, SENTENCES)]
-                                   + ["wbl_meta"])
+    assert sorted(names) == sorted([store.collection_name(report.generation), "wbl_meta"])
 
 
 @pytest.mark.server

@@ -8,6 +8,7 @@ import tomllib
 
 import pypdf
 import pytest
+
 from conftest import ROOT
 
 INGEST = ROOT / "ingest"

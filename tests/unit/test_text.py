@@ -1,4 +1,4 @@
-from wbl_assistant.text import content_words, normalize, numbers, split_sentences
+from wbl_assistant.text import content_words, normalize, numbers, split_sentences, terms
 
 
 def test_sentences_split_at_boundaries_not_at_abbreviations():
@@ -23,3 +23,15 @@ def test_content_words_drop_stopwords_keep_numbers():
 
 def test_numbers():
     assert numbers("8,185 students in 19 districts; 9.5% of jobs") == {"8185", "19", "9.5"}
+
+
+def test_terms_are_stemmed_content_words():
+    assert terms("Employers must post notices of internships; students need hours.") == [
+        "employ", "post", "notic", "internship", "student", "hour"]
+    assert terms("supervised, supervise, supervision") == ["supervis"] * 3
+
+
+def test_sentence_split_after_a_closing_parenthesis_but_not_after_an_initial():
+    text = "It does not apply (Section 20(e)). Students aged 16 follow federal rules. Ask J. Smith first."
+    assert split_sentences(text) == ["It does not apply (Section 20(e)).", "Students aged 16 follow federal rules.",
+                                     "Ask J. Smith first."]

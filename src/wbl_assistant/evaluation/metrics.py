@@ -10,7 +10,8 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 
-from ..text import content_words, normalize, numbers
+from ..grounding import SUPPORT_THRESHOLD, sentence_support
+from ..text import normalize
 
 MARKER = re.compile(r"\[(\d+)\]")
 
@@ -100,20 +101,9 @@ def cited_sentences(answer: str) -> list[tuple[str, list[int]]]:
     return out
 
 
-def sentence_support(sentence: str, source: str) -> float:
-    """How far `source` supports `sentence`: 0 when a number of the sentence is missing from the source,
-    else the share of the sentence's content words that the source contains."""
-    if not numbers(sentence) <= numbers(source):
-        return 0.0
-    words = content_words(sentence)
-    if not words:
-        return 1.0
-    available = set(content_words(source))
-    return sum(w in available for w in words) / len(words)
-
-
-def citation_support(answer: str, chunk_text_by_number: dict[int, str], threshold: float = 0.8) -> float:
-    """Share of the answer's sentences supported by a chunk they cite (see `sentence_support`)."""
+def citation_support(answer: str, chunk_text_by_number: dict[int, str],
+                     threshold: float = SUPPORT_THRESHOLD) -> float:
+    """Share of the answer's sentences supported by a chunk they cite (see `grounding.sentence_support`)."""
     sentences = cited_sentences(answer)
     if not sentences:
         return 0.0
