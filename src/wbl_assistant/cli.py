@@ -44,12 +44,14 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except _user_errors() as error:
-            console.print(f"[red]error:[/red] {error}")
-            sys.exit(2)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/yellow]: the previous index is unchanged")
             sys.exit(130)
+        except Exception as error:
+            if not isinstance(error, _user_errors()):
+                raise
+            console.print(f"[red]error:[/red] {error}")
+            sys.exit(2)
 
     return wrapper
 

@@ -114,6 +114,8 @@ def pipeline_fingerprint(settings: Settings) -> dict[str, Any]:
 
 #: Weight of a chunk's heading (document title and section path) in its vector, beside its sentences' mean.
 HEADING_WEIGHT = 0.5
+#: Sentences embedded per pass: documents are grouped so that the model sees full, length-sorted batches.
+EMBED_WINDOW = 512
 
 
 def chunk_vectors(chunks: list[Chunk], title: str, sentence_vectors: np.ndarray, owners: list[int],
@@ -184,7 +186,8 @@ def ingest(settings: Settings, *, rebuild: bool = False, progress: Progress | No
             documents.update({p.doc_id: {**p.previous, **_manifest_meta(p)} for p in kept})
             documents.update({p.doc_id: p.previous for p in unreadable_kept})
         model = load_embeddings(settings.embedding_model, settings.embed_batch_size) if to_process else None
-        for plan in to_process:
+        pending: list[_Planned] = []
+        for n, plan in enumerate(to_process):
             progress.processing(plan.path.name)
             try:
                 _extract(plan, settings)
@@ -193,10 +196,17 @@ def ingest(settings: Settings, *, rebuild: bool = False, progress: Progress | No
                 if plan.previous and reusable:
                     _copy_documents(store, active.name, generation, [plan])
                     documents[plan.doc_id] = plan.previous
+                progress.processed(plan.path.name, 0)
             else:
-                _write_document(store, model, generation, plan)
-                documents[plan.doc_id] = {**_manifest_meta(plan), "pages": plan.pages, "chunks": len(plan.chunks)}
-            progress.processed(plan.path.name, len(plan.chunks))
+                pending.append(plan)
+            last = n == len(to_process) - 1
+            if pending and (last or sum(_sentence_count(p) for p in pending) >= EMBED_WINDOW):
+                _write_documents(store, model, generation, pending)
+                for written in pending:
+                    documents[written.doc_id] = {**_manifest_meta(written), "pages": written.pages,
+                                                 "chunks": len(written.chunks)}
+                    progress.processed(written.path.name, len(written.chunks))
+                pending = []
         report.results += [_result(p, reusable) for p in plans]
         report.results += [DocumentResult(d, previous_docs[d].get("file", ""), "removed") for d in removed]
         changed = any(p.status in ("added", "updated") for p in plans) or removed or metadata_changed
@@ -312,24 +322,31 @@ def decode_vectors(text: str, dims: int = 384) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype=np.float16).astype(np.float32).reshape(-1, dims)
 
 
-def _write_document(store: IndexStore, model: Any, generation: str, plan: _Planned) -> None:
-    """Embed one document's sentences (each distinct text once) and headings, derive its chunk vectors,
-    and write its chunks with their sentences."""
-    owners = [c for c, chunk in enumerate(plan.chunks) for _ in chunk.sentences]
-    texts = [s.text for chunk in plan.chunks for s in chunk.sentences]
-    headings = list(dict.fromkeys(heading_text(plan.meta["title"], chunk) for chunk in plan.chunks))
-    distinct = list(dict.fromkeys(texts))
-    embedded = embed_matrix(model, distinct + headings)
+def _sentence_count(plan: _Planned) -> int:
+    return sum(len(chunk.sentences) for chunk in plan.chunks)
+
+
+def _write_documents(store: IndexStore, model: Any, generation: str, plans: list[_Planned]) -> None:
+    """Embed the documents' sentences (each distinct text once) and headings in one pass, derive the chunk
+    vectors, and write the chunks with their sentences."""
+    headings = {p.doc_id: [heading_text(p.meta["title"], chunk) for chunk in p.chunks] for p in plans}
+    texts = [s.text for p in plans for chunk in p.chunks for s in chunk.sentences]
+    distinct = list(dict.fromkeys(texts + [h for hs in headings.values() for h in hs]))
     row = {text: n for n, text in enumerate(distinct)}
-    vectors = embedded[[row[t] for t in texts]]
-    heading_vectors = dict(zip(headings, embedded[len(distinct):], strict=True))
-    per_chunk = np.cumsum([0] + [len(c.sentences) for c in plan.chunks])
-    store.add(
-        store.collection(generation), [c.chunk_id for c in plan.chunks], [c.text for c in plan.chunks],
-        [chunk_metadata(c, plan.meta, plan.sha256, vectors[per_chunk[n]:per_chunk[n + 1]])
-         for n, c in enumerate(plan.chunks)],
-        chunk_vectors(plan.chunks, plan.meta["title"], vectors, owners, heading_vectors),
-    )
+    embedded = embed_matrix(model, distinct)
+    ids, documents, metadatas, vectors = [], [], [], []
+    for plan in plans:
+        doc_texts = [s.text for chunk in plan.chunks for s in chunk.sentences]
+        sentence_vectors = embedded[[row[t] for t in doc_texts]]
+        owners = [c for c, chunk in enumerate(plan.chunks) for _ in chunk.sentences]
+        heading_vectors = {h: embedded[row[h]] for h in headings[plan.doc_id]}
+        bounds = np.cumsum([0] + [len(c.sentences) for c in plan.chunks])
+        ids += [c.chunk_id for c in plan.chunks]
+        documents += [c.text for c in plan.chunks]
+        metadatas += [chunk_metadata(c, plan.meta, plan.sha256, sentence_vectors[bounds[n]:bounds[n + 1]])
+                      for n, c in enumerate(plan.chunks)]
+        vectors.append(chunk_vectors(plan.chunks, plan.meta["title"], sentence_vectors, owners, heading_vectors))
+    store.add(store.collection(generation), ids, documents, metadatas, np.concatenate(vectors))
 
 
 def _copy_documents(store: IndexStore, source: str, target: str, plans: list[_Planned]) -> None:
