@@ -24,9 +24,15 @@ extras="eval,openai"
 # llama.cpp compiled for a portable x86-64 (AVX2), not -march=native: a native build can use instructions
 # (AMX, AVX-512 variants) that a virtual machine reports but traps on.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
+if [ "${1:-}" = "--dev" ] && ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
+  # --no-cache-dir: a wheel pip cached from an earlier native build would bring back the trapping code.
+  echo "setup: compiling llama-cpp-python for a portable x86-64 (a few minutes)" >&2
+  requirement=$(.venv/bin/python -c 'import tomllib; extra = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["local-llm"]; print(next(r for r in extra if r.startswith("llama-cpp-python")))')
+  "${PIP[@]}" install --no-cache-dir "$requirement"
+fi
 stamp=".venv/.wbl-installed-$(sha256sum pyproject.toml | cut -c1-12)-${extras//,/-}"
 if [ ! -f "$stamp" ]; then
-  echo "setup: installing wbl-assistant[$extras] (llama-cpp-python compiles from source: a few minutes)" >&2
+  echo "setup: installing wbl-assistant[$extras]" >&2
   "${PIP[@]}" install -e ".[$extras]"
   rm -f .venv/.wbl-installed-*
   touch "$stamp"

@@ -54,6 +54,16 @@ def llm_server(tmp_path_factory):
                 process.kill()
                 pytest.fail(f"llama_cpp.server did not start: {Path(log.name).read_text()[-2000:]}")
             time.sleep(0.5)
+    probe = urllib.request.Request(f"{url}/chat/completions", method="POST",
+                                   headers={"Content-Type": "application/json"},
+                                   data=json.dumps({"model": "smollm2", "max_tokens": 8,
+                                                    "messages": [{"role": "user", "content": "Hello"}]}).encode())
+    try:
+        urllib.request.urlopen(probe, timeout=60)
+    except OSError:
+        process.kill()
+        pytest.fail(f"llama_cpp.server cannot generate (a native build that traps?): "
+                    f"{Path(log.name).read_text()[-2000:]}")
     yield url
     process.terminate()
     process.wait(timeout=20)
