@@ -28,6 +28,8 @@ from .store import Generation, IndexStore
 from .text import terms
 
 RRF_K = 60
+# A query term found in at most this many chunks (a name, a code) makes the BM25 ranking count double.
+RARE_TERM_CHUNKS = 2
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
@@ -144,6 +146,8 @@ class IndexReader:
                  query_vector: np.ndarray | None = None, depth: int = 10) -> Retrieval:
         """Top-k chunks for `query` by reciprocal rank fusion of dense and BM25 rankings.
 
+        BM25 weighs double when the query holds a rare term: embeddings blur names and codes, exact matching does not.
+
         `ranking` holds the fused ranking `depth` deep (at least k), for reporting and evaluation."""
         self.ensure_current()
         vector = self.embed_query(query) if query_vector is None else query_vector
@@ -164,12 +168,14 @@ class IndexReader:
             lexical = np.where(allowed, lexical, 0.0)
         lexical_order = [int(i) for i in np.argsort(-lexical)[:pool] if lexical[i] > 0]
 
+        rare = any(self.document_frequency.get(t, 0) <= RARE_TERM_CHUNKS for t in known)
+        lexical_weight = 2.0 if rare else 1.0
         fused: dict[str, float] = {}
         for rank, chunk_id in enumerate(dense_ids):
             fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
         for rank, index in enumerate(lexical_order):
             chunk_id = self.ids[index]
-            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + lexical_weight / (RRF_K + rank + 1)
         top = sorted(fused, key=lambda cid: -fused[cid])[: max(k, depth)]
         missing = [cid for cid in top if cid not in dense_sim]
         if missing:
