@@ -53,6 +53,7 @@ def main() -> None:
     assistant = Assistant(settings)
     assistant.warm_up()
     reader = assistant.reader
+    collection = reader.snapshot().collection
     for question in QUESTIONS:
         assistant.ask(question)
 
@@ -61,7 +62,7 @@ def main() -> None:
         for question in QUESTIONS:
             started = time.perf_counter()
             vector = reader.embed_query(question)
-            reader.chunks_collection.query(query_embeddings=[vector.tolist()], n_results=settings.top_k)
+            collection.query(query_embeddings=[vector.tolist()], n_results=settings.top_k)
             floors.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
             assistant.ask(question)

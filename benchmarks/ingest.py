@@ -46,7 +46,7 @@ def main() -> None:
         cold = report.seconds
 
         store = IndexStore(settings)
-        texts = [doc for _, doc, _, _ in store.records(store.collection(store.active().name))]
+        texts = [doc for _, doc, _, _ in store.records()]
         started = time.perf_counter()
         model.embed_documents(texts)
         raw = time.perf_counter() - started

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .retrieval import IndexReader, Retrieval, RetrievedChunk, SentenceRecord
+from .grounding import cited_text
+from .retrieval import Retrieval, RetrievedChunk, SentenceRecord
 from .text import terms
 
 
@@ -79,23 +80,32 @@ class AnswerContext:
     query: str
     history: list[dict[str, str]]
     retrieval: Retrieval
-    sentences: dict[str, list[SentenceRecord]]
+    sentences: dict[str, tuple[SentenceRecord, ...]]
     evidence: Evidence
+    started: float = 0.0
+    retrieve_ms: float = 0.0
     abstain: bool = False
-    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
 class Composed:
-    """An answer backend's output: text with [n] markers, and the citations the markers point to."""
+    """An answer backend's output: the cited sentences as shown ("text [n]"), and the citations they use."""
 
-    text: str
+    pieces: list[str]
     citations: list[Citation]
     guard: dict[str, Any] | None = None
 
+    @property
+    def text(self) -> str:
+        return " ".join(self.pieces)
 
-def measure_evidence(retrieval: Retrieval, sentences: dict[str, list[SentenceRecord]], reader: IndexReader,
-                     top: int = 3) -> Evidence:
+    def stream(self) -> Iterator[str]:
+        """The answer as it would be spoken, one cited sentence at a time ("".join gives `text`)."""
+        for n, piece in enumerate(self.pieces):
+            yield piece if n == 0 else " " + piece
+
+
+def measure_evidence(retrieval: Retrieval, sentences: dict[str, tuple[SentenceRecord, ...]], top: int = 3) -> Evidence:
     vectors = [s.vector for records in sentences.values() for s in records]
     best_sentence = float(np.max(np.stack(vectors) @ retrieval.query_vector)) if vectors else 0.0
     top_chunk = max((c.dense for c in retrieval.chunks), default=0.0)
@@ -103,11 +113,12 @@ def measure_evidence(retrieval: Retrieval, sentences: dict[str, list[SentenceRec
     total = sum(weights.values())
     if not total:
         return Evidence(best_sentence, top_chunk, 0.0, 0.0)
+    snapshot = retrieval.snapshot
     found: set[str] = set()
     for chunk in retrieval.chunks[:top]:
-        found |= reader.chunk_terms[reader.index_of[chunk.chunk_id]]
+        found |= snapshot.terms_of(chunk.chunk_id)
     coverage = sum(w for t, w in weights.items() if t in found) / total
-    unknown = sum(w for t, w in weights.items() if t not in reader.vocabulary) / total
+    unknown = sum(w for t, w in weights.items() if not snapshot.knows(t)) / total
     return Evidence(best_sentence, top_chunk, coverage, unknown)
 
 
@@ -191,7 +202,7 @@ def _reading_order(chosen: list[_Candidate]) -> list[_Candidate]:
 def cite(pieces: list[tuple[str, RetrievedChunk, int]]) -> Composed:
     """Number the sources by first use, one per (document, page); each piece gets its marker."""
     numbers: dict[tuple[str, int], Citation] = {}
-    parts = []
+    shown = []
     for text, chunk, page in pieces:
         key = (chunk.doc_id, page)
         if key not in numbers:
@@ -200,23 +211,10 @@ def cite(pieces: list[tuple[str, RetrievedChunk, int]]) -> Composed:
                                     chunk.chunk_id, text, meta.get("publisher", ""), meta.get("section", ""))
         elif text not in numbers[key].quote:
             numbers[key].quote += " " + text
-        parts.append(f"{text} [{numbers[key].n}]")
-    return Composed(" ".join(parts), list(numbers.values()))
+        shown.append(cited_text(text, [numbers[key].n]))
+    return Composed(shown, list(numbers.values()))
 
 
 def extractive_answer(context: AnswerContext, budget_words: int) -> Composed:
     chosen = select_sentences(context, budget_words)
     return cite([(c.record.text, c.chunk, c.record.page) for c in chosen])
-
-
-def stream_sentences(composed: Composed) -> Iterator[str]:
-    """The answer as it would be spoken: one cited sentence at a time."""
-    marker_end = 0
-    text = composed.text
-    while marker_end < len(text):
-        close = text.find("]", marker_end)
-        if close < 0:
-            yield text[marker_end:]
-            return
-        yield text[marker_end : close + 1] + (" " if close + 1 < len(text) else "")
-        marker_end = close + 2

@@ -1,33 +1,37 @@
 """The chat page (Gradio): streamed cited answers, a sources panel with the cited PDF page, feedback, and an
-admin tab (upload a PDF and re-ingest) that exists only when WBL_ADMIN_PASSWORD is set.
+Admin tab (upload a PDF, re-ingest) that exists only when WBL_ADMIN_PASSWORD is set.
 
-Everything shown that comes from a document or a user is escaped first: a PDF or a question holding HTML
-or script is displayed as text, never run.
+`build_layout` places the components and wires them to the handlers of `ChatPage`; the work behind the
+handlers lives in the library (assistant, pages, feedback, corpus). Everything shown that comes from a
+document or a user is escaped first: a PDF or a question holding HTML or script is displayed as text.
+Admin handlers are not part of the page's public API, failed passwords cost increasing waits, and an
+unexpected error shows the user an id while the details go to the log.
 """
 
 from __future__ import annotations
 
 import hmac
 import html
-import json
-import os
+import logging
 import re
+import secrets
 import threading
 import time
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
 import gradio as gr
-from PIL import Image, ImageDraw
 
 from .answering import Answer
 from .assistant import Assistant, QuestionError
 from .config import Settings
-from .ingestion import STATUSES, IngestError, IngestReport, ingest
+from .corpus import CorpusManager, UploadRefused
+from .feedback import FeedbackError, FeedbackLog
+from .ingestion import STATUSES, IngestError, IngestReport
+from .pages import PageError, render_page
+
+logger = logging.getLogger(__name__)
 
 EXAMPLE_QUESTIONS = [
     "How many hours does a career development experience require?",
@@ -36,21 +40,20 @@ EXAMPLE_QUESTIONS = [
     "Who can coordinate work-based learning in a CTE program?",
 ]
 MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
-SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 CSS = """
 .wbl-sources blockquote {margin: .3rem 0 .8rem 0; padding-left: .6rem; border-left: 3px solid #c9a227;}
 .wbl-sources .src {margin-bottom: .4rem;}
 .wbl-refusal {color: #7a4b00;}
 """
+#: With the Admin tab off, the page accepts no uploads at all: Gradio's upload route refuses anything bigger.
+NO_UPLOADS = 1
+#: Gradio's cache of uploads and rendered pages: checked every 10 minutes, files older than an hour deleted.
+CACHE_CLEANUP = (600, 3600)
 
 
 def escape_text(text: str) -> str:
-    """Text safe for the Markdown chat bubble: HTML escaped, Markdown syntax neutralized."""
+    """Text safe for a Markdown component: HTML escaped, Markdown syntax neutralized."""
     return MARKDOWN_SPECIALS.sub(r"\\\1", html.escape(text, quote=False))
-
-
-def answer_markdown(text: str) -> str:
-    return escape_text(text)
 
 
 def sources_html(answer: Answer | None) -> str:
@@ -74,87 +77,12 @@ def source_choices(answer: Answer | None) -> list[tuple[str, str]]:
     return [(f"[{c.n}] {c.title[:60]}, p. {c.page}", str(c.n)) for c in answer.citations]
 
 
-@lru_cache(maxsize=64)
-def _render_page(path: str, mtime: float, page: int, quote: str) -> Image.Image:
-    import pypdfium2 as pdfium
-
-    pdf = pdfium.PdfDocument(path)
-    try:
-        if not 1 <= page <= len(pdf):
-            raise ValueError(f"page {page} is not in this PDF")
-        pdf_page = pdf[page - 1]
-        scale = 1.6
-        image = pdf_page.render(scale=scale).to_pil().convert("RGB")
-        _highlight(pdf_page, image, quote, scale)
-        return image
-    finally:
-        pdf.close()
-
-
-def _highlight(pdf_page, image: Image.Image, quote: str, scale: float) -> None:
-    """Shade the lines of the quoted passage, found by its first words, on the rendered page."""
-    words = quote.split()
-    if len(words) < 3:
-        return
-    textpage = pdf_page.get_textpage()
-    height = pdf_page.get_height()
-    for length in (8, 5, 3):
-        found = textpage.search(" ".join(words[:length]), match_case=False).get_next()
-        if found:
-            break
-    else:
-        return
-    start = found[0]
-    count = min(len(quote), textpage.count_chars() - start)
-    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(overlay)
-    for index in range(textpage.count_rects(start, count)):
-        left, bottom, right, top = textpage.get_rect(index)
-        draw.rectangle([left * scale - 2, (height - top) * scale - 2, right * scale + 2,
-                        (height - bottom) * scale + 2], fill=(255, 214, 0, 90))
-    image.paste(Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB"))
-
-
-def page_image(settings: Settings, assistant: Assistant, answer: Answer | None, choice: str | None):
-    """The cited page of the selected source, rendered from the PDF in the corpus folder."""
-    if answer is None or not choice or answer.abstained:
-        return None, ""
-    citation = next((c for c in answer.citations if str(c.n) == str(choice)), None)
-    if citation is None:
-        return None, ""
-    documents = assistant.reader.generation.documents if assistant.reader.generation else {}
-    file = documents.get(citation.doc_id, {}).get("file", "")
-    path = (settings.corpus_dir / file).resolve()
-    if not file or path.parent != settings.corpus_dir.resolve() or not path.is_file():
-        return None, f"The PDF of {citation.title} is no longer in the corpus folder."
-    try:
-        image = _render_page(str(path), path.stat().st_mtime, citation.page, citation.quote)
-    except Exception as error:  # a PDF replaced since ingest, or one pdfium cannot render
-        return None, f"Cannot show page {citation.page} of {citation.title}: {error}"
-    return image, f"[{citation.n}] {citation.title}, page {citation.page} (cited passage highlighted)"
-
-
-class FeedbackLog:
-    """Appends one JSON line per vote to the feedback file in the data dir."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-
-    def record(self, turn: Turn, history: list[dict[str, str]], vote: str, comment: str = "") -> dict[str, Any]:
-        entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "question": turn.question, "history": history, "answer": turn.answer.answer,
-            "abstained": turn.answer.abstained,
-            "citations": [{"n": c.n, "doc_id": c.doc_id, "page": c.page, "chunk_id": c.chunk_id}
-                          for c in turn.answer.citations],
-            "vote": vote, "comment": comment.strip()[:2000],
-        }
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        return entry
+def ingest_summary(report: IngestReport) -> str:
+    counts = " · ".join(f"{s}: {report.count(s)}" for s in STATUSES)
+    lines = [f"**Ingest finished** in {report.seconds:.1f} s — {counts} · chunks: {report.chunks}"]
+    lines += [f"- failed {escape_text(r.file or r.doc_id)}: {escape_text(r.reason)}" for r in report.failed]
+    lines += [f"- warning {escape_text(r.file)}: {escape_text(r.warning)}" for r in report.warnings]
+    return "\n".join(lines)
 
 
 @dataclass
@@ -170,87 +98,67 @@ def history_of(turns: list[Turn]) -> list[dict[str, str]]:
     return out
 
 
-def safe_upload_name(name: str) -> str:
-    """A file name that can only land directly in the corpus folder: no path, no odd characters."""
-    base = Path(name.replace("\\", "/")).name
-    stem = SAFE_NAME.sub("-", Path(base).stem).strip(".-_")[:100]
-    return f"{stem or 'document'}.pdf"
+@dataclass
+class _Failures:
+    count: int = 0
+    locked_until: float = 0.0
 
 
-def check_upload(path: Path, max_mb: int) -> str | None:
-    """Why an uploaded file is refused, or None. PDFs only, by content; within the size limit."""
-    size = path.stat().st_size
-    if size == 0:
-        return "the file is empty"
-    if size > max_mb * 1024 * 1024:
-        return f"the file is {size / 1e6:.1f} MB; the limit is {max_mb} MB"
-    with path.open("rb") as handle:
-        if b"%PDF-" not in handle.read(1024):
-            return "the file is not a PDF (checked by its content, not its name)"
-    return None
+@dataclass
+class AdminGate:
+    """The admin password check. After `free` failures from one client (or `global_limit` from all in
+    ten minutes) every attempt must wait, twice as long after each failure, up to `max_wait` seconds.
+    Every failure and lockout is logged with the client's address."""
+
+    password: str
+    free: int = 3
+    base_wait: float = 5.0
+    max_wait: float = 900.0
+    global_limit: int = 30
+    clock: Any = time.monotonic
+    _clients: dict[str, _Failures] = field(default_factory=dict)
+    _recent: list[float] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self, password: str | None, client: str) -> str | None:
+        """None when the password is right and the client may try; else the refusal to show."""
+        now = self.clock()
+        with self._lock:
+            self._recent = [t for t in self._recent if now - t < 600]
+            state = self._clients.setdefault(client, _Failures())
+            if state.locked_until > now:
+                return f"too many wrong passwords: try again in {int(state.locked_until - now) + 1} s"
+            if len(self._recent) >= self.global_limit:
+                logger.warning("admin login locked for everyone: %d failures in 10 minutes", len(self._recent))
+                return "too many wrong passwords on this site: try again in a few minutes"
+            if self.password and hmac.compare_digest((password or "").encode(), self.password.encode()):
+                state.count = 0
+                return None
+            state.count += 1
+            self._recent.append(now)
+            logger.warning("wrong admin password from %s (failure %d)", client, state.count)
+            if state.count >= self.free:
+                wait = min(self.max_wait, self.base_wait * 2 ** (state.count - self.free))
+                state.locked_until = now + wait
+                logger.warning("admin login locked for %s for %.0f s", client, wait)
+            return "wrong or missing admin password"
 
 
-def ingest_summary(report: IngestReport) -> str:
-    counts = " · ".join(f"{s}: {report.count(s)}" for s in STATUSES)
-    lines = [f"**Ingest finished** in {report.seconds:.1f} s — {counts} · chunks: {report.chunks}"]
-    lines += [f"- failed `{escape_text(r.file or r.doc_id)}`: {escape_text(r.reason)}" for r in report.failed]
-    lines += [f"- warning `{escape_text(r.file)}`: {escape_text(r.warning)}" for r in report.warnings]
-    return "\n".join(lines)
+def _client(request: gr.Request | None) -> str:
+    return getattr(getattr(request, "client", None), "host", None) or "unknown"
 
 
-class Admin:
-    """Upload-and-reingest, guarded by WBL_ADMIN_PASSWORD (there is no default password)."""
+class ChatPage:
+    """The page's event handlers. State travels in Gradio's per-session `gr.State` (the list of turns)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, assistant: Assistant) -> None:
         self.settings = settings
-        self._lock = threading.Lock()
+        self.assistant = assistant
+        self.feedback = FeedbackLog(settings.feedback_path)
+        self.corpus = CorpusManager(settings)
+        self.gate = AdminGate(settings.admin_password)
 
-    def authorized(self, password: str | None) -> bool:
-        expected = self.settings.admin_password
-        return bool(expected) and hmac.compare_digest((password or "").encode(), expected.encode())
-
-    def upload(self, password: str | None, file: str | None) -> str:
-        if not self.authorized(password):
-            return "**Refused:** wrong or missing admin password. Nothing was uploaded."
-        if not file:
-            return "Choose a PDF to upload first."
-        source = Path(file)
-        reason = check_upload(source, self.settings.upload_max_mb)
-        if reason:
-            return f"**Refused:** {escape_text(reason)}. Nothing was uploaded."
-        name = safe_upload_name(source.name)
-        corpus = self.settings.corpus_dir.resolve()
-        target = (corpus / name).resolve()
-        if target.parent != corpus:
-            return "**Refused:** that file name cannot be used."
-        with self._lock:
-            corpus.mkdir(parents=True, exist_ok=True)
-            temporary = corpus / f".upload-{os.getpid()}-{name}.part"
-            temporary.write_bytes(source.read_bytes())
-            replaced = target.exists()
-            os.replace(temporary, target)
-            note = f"{'Replaced' if replaced else 'Added'} `{escape_text(name)}` in the corpus folder.\n\n"
-            return note + self._ingest()
-
-    def reingest(self, password: str | None) -> str:
-        if not self.authorized(password):
-            return "**Refused:** wrong or missing admin password."
-        with self._lock:
-            return self._ingest()
-
-    def _ingest(self) -> str:
-        try:
-            return ingest_summary(ingest(self.settings))
-        except IngestError as error:
-            return f"**Ingest failed:** {escape_text(str(error))}"
-
-
-def build_app(settings: Settings, assistant: Assistant | None = None) -> gr.Blocks:
-    assistant = assistant or Assistant(settings)
-    feedback = FeedbackLog(settings.feedback_path)
-    admin = Admin(settings)
-
-    def respond(message: str, chat: list, turns: list[Turn]):
+    def respond(self, message: str, chat: list, turns: list[Turn]):
         message = (message or "").strip()
         if not message:
             yield chat, turns, "", sources_html(None), gr.update(), None, ""
@@ -260,51 +168,133 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> gr.Bloc
         answer = None
         try:
             text = ""
-            for event in assistant.stream(message, history_of(turns)):
+            for event in self.assistant.stream(message, history_of(turns)):
                 if isinstance(event, Answer):
                     answer = event
                 else:
                     text += event
-                    chat[-1] = {"role": "assistant", "content": answer_markdown(text)}
+                    chat[-1] = {"role": "assistant", "content": escape_text(text)}
                     yield chat, turns, "", gr.update(), gr.update(), gr.update(), ""
         except QuestionError as error:
             chat[-1] = {"role": "assistant", "content": escape_text(f"I can't take that question: {error}.")}
             yield chat, turns, "", sources_html(None), gr.update(), None, ""
             return
-        except Exception as error:  # the page must stay usable: say what went wrong, keep the chat
-            chat[-1] = {"role": "assistant", "content": escape_text(f"Something went wrong: {error}")}
+        except Exception:  # the page must stay usable: a short message with an id, the details in the log
+            error_id = secrets.token_hex(4)
+            logger.exception("answering failed [error %s]", error_id)
+            chat[-1] = {"role": "assistant", "content": escape_text(
+                f"Something went wrong on our side (error {error_id}). Please try again in a moment.")}
             yield chat, turns, "", sources_html(None), gr.update(), None, ""
             return
-        chat[-1] = {"role": "assistant", "content": answer_markdown(answer.answer)}
+        chat[-1] = {"role": "assistant", "content": escape_text(answer.answer)}
         turns = [*turns, Turn(message, answer)]
         choices = source_choices(answer)
         first = choices[0][1] if choices else None
-        image, caption = page_image(settings, assistant, answer, first)
-        yield (chat, turns, "", sources_html(answer), gr.update(choices=choices, value=first), image, caption)
+        image, caption = self.page_image(answer, first)
+        yield chat, turns, "", sources_html(answer), gr.update(choices=choices, value=first), image, caption
 
-    def show_page(choice: str | None, turns: list[Turn]):
-        return page_image(settings, assistant, turns[-1].answer if turns else None, choice)
+    def page_image(self, answer: Answer | None, choice: str | None):
+        """The cited page of the selected source, rendered from the PDF in the corpus folder."""
+        if answer is None or not choice or answer.abstained:
+            return None, ""
+        citation = next((c for c in answer.citations if str(c.n) == str(choice)), None)
+        if citation is None:
+            return None, ""
+        title = escape_text(citation.title)
+        try:
+            documents = self.assistant.reader.snapshot().documents
+        except Exception:  # the index went away under the page: say so, keep the answer
+            logger.exception("cannot read the index to show a page")
+            return None, f"Cannot show page {citation.page} of {title} now."
+        file = documents.get(citation.doc_id, {}).get("file", "")
+        corpus = self.settings.corpus_dir.resolve()
+        path = (corpus / file).resolve()
+        if not file or path.parent != corpus or not path.is_file():
+            return None, f"The PDF of {title} is no longer in the corpus folder."
+        try:
+            image = render_page(path, citation.page, citation.quote, self.settings.render_max_px)
+        except PageError as error:
+            return None, f"Cannot show page {citation.page} of {title}: {escape_text(str(error))}"
+        return image, f"\\[{citation.n}\\] {title}, page {citation.page} (cited passage highlighted)"
 
-    def vote(kind: str, comment: str, turns: list[Turn]):
+    def show_page(self, choice: str | None, turns: list[Turn]):
+        return self.page_image(turns[-1].answer if turns else None, choice)
+
+    def _record(self, turn: Turn, history: list[Turn], vote: str, comment: str = "") -> None:
+        citations = [{"n": c.n, "doc_id": c.doc_id, "page": c.page, "chunk_id": c.chunk_id}
+                     for c in turn.answer.citations]
+        self.feedback.record(turn.question, turn.answer.answer, turn.answer.abstained, citations,
+                             history_of(history), vote, comment)
+
+    def vote(self, kind: str, comment: str, turns: list[Turn]):
         if not turns:
             return "Ask a question first; then rate its answer.", comment
-        entry = feedback.record(turns[-1], history_of(turns[:-1]), kind, comment)
-        return f"Thanks — your vote ({'helpful' if entry['vote'] == 'up' else 'not helpful'}) was recorded.", ""
+        try:
+            self._record(turns[-1], turns[:-1], kind, comment or "")
+        except FeedbackError as error:
+            return escape_text(f"Your vote could not be recorded: {error}."), comment
+        return f"Thanks — your vote ({'helpful' if kind == 'up' else 'not helpful'}) was recorded.", ""
 
-    def liked(data: gr.LikeData, turns: list[Turn]):
+    def vote_up(self, comment: str, turns: list[Turn]):
+        return self.vote("up", comment, turns)
+
+    def vote_down(self, comment: str, turns: list[Turn]):
+        return self.vote("down", comment, turns)
+
+    def liked(self, data: gr.LikeData, turns: list[Turn]):
         index = data.index[0] if isinstance(data.index, list | tuple) else data.index
         number = int(index) // 2
         if not 0 <= number < len(turns):
             return ""
-        feedback.record(turns[number], history_of(turns[:number]), "up" if data.liked else "down")
+        try:
+            self._record(turns[number], turns[:number], "up" if data.liked else "down")
+        except FeedbackError as error:
+            return escape_text(f"Your feedback could not be recorded: {error}.")
         return "Thanks — your feedback was recorded."
 
-    def example(data: gr.SelectData):
+    @staticmethod
+    def example(data: gr.SelectData) -> str:
         value = data.value
         return value.get("text", "") if isinstance(value, dict) else str(value)
 
-    with gr.Blocks(title="WBL Assistant", analytics_enabled=False) as app:
-        turns_state = gr.State([])
+    def admin_upload(self, password: str | None, file: str | None, request: gr.Request = None) -> str:
+        refusal = self.gate.check(password, _client(request))
+        try:
+            if refusal:
+                return f"**Refused:** {escape_text(refusal)}. Nothing was uploaded."
+            if not file:
+                return "Choose a PDF to upload first."
+            try:
+                change = self.corpus.add_pdf(Path(file))
+            except UploadRefused as error:
+                return f"**Refused:** {escape_text(str(error))}. Nothing was uploaded."
+            except IngestError as error:
+                return f"**Not uploaded:** {escape_text(str(error))}. The corpus is unchanged."
+            logger.info("admin %s %s %s", _client(request), "replaced" if change.replaced else "added", change.name)
+            if change.restored:
+                note = (f"The new {escape_text(change.name)} could not be ingested; the previous edition was put "
+                        "back.\n\n")
+            else:
+                note = f"{'Replaced' if change.replaced else 'Added'} {escape_text(change.name)} in the corpus.\n\n"
+            return note + ingest_summary(change.report)
+        finally:
+            if file:
+                Path(file).unlink(missing_ok=True)
+
+    def admin_reingest(self, password: str | None, request: gr.Request = None) -> str:
+        refusal = self.gate.check(password, _client(request))
+        if refusal:
+            return f"**Refused:** {escape_text(refusal)}."
+        try:
+            return ingest_summary(self.corpus.reingest())
+        except IngestError as error:
+            return f"**Ingest failed:** {escape_text(str(error))}"
+
+
+def build_layout(settings: Settings, page: ChatPage) -> gr.Blocks:
+    """The components, and which handler each event calls."""
+    with gr.Blocks(title="WBL Assistant", analytics_enabled=False, delete_cache=CACHE_CLEANUP) as app:
+        turns = gr.State([])
         gr.Markdown("## Illinois Work-Based Learning Assistant\nAnswers come only from the guidance documents, "
                     "with the page they come from. When the documents don't say, the assistant says so.")
         with gr.Tab("Chat"), gr.Row():
@@ -322,7 +312,7 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> gr.Bloc
                     send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
                 with gr.Row():
                     comment = gr.Textbox(placeholder="Optional comment on the last answer", show_label=False,
-                                         scale=4, elem_id="comment")
+                                         scale=4, elem_id="comment", max_length=2000)
                     up = gr.Button("Helpful", scale=1, elem_id="vote-up")
                     down = gr.Button("Not helpful", scale=1, elem_id="vote-down")
                 thanks = gr.Markdown(elem_id="feedback-status")
@@ -331,8 +321,8 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> gr.Bloc
                 sources = gr.HTML(sources_html(None), elem_id="sources")
                 source_pick = gr.Radio(label="Show the cited page", choices=[], elem_id="source-pick")
                 caption = gr.Markdown(elem_id="page-caption")
-                page = gr.Image(label="Cited page", type="pil", interactive=False, elem_id="page-image",
-                                height=600)
+                image = gr.Image(label="Cited page", type="pil", interactive=False, elem_id="page-image",
+                                 height=600)
         if settings.admin_password:
             with gr.Tab("Admin"):
                 gr.Markdown("Upload a new edition or a new document (PDF), then re-ingest. "
@@ -343,25 +333,30 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> gr.Bloc
                     upload_button = gr.Button("Upload and re-ingest", variant="primary", elem_id="admin-upload")
                     reingest_button = gr.Button("Re-ingest the corpus folder", elem_id="admin-reingest")
                 admin_status = gr.Markdown(elem_id="admin-status")
-                upload_button.click(admin.upload, [password, upload], admin_status)
-                reingest_button.click(admin.reingest, [password], admin_status)
+                private = {"api_visibility": "private", "concurrency_limit": 1, "concurrency_id": "admin"}
+                upload_button.click(page.admin_upload, [password, upload], admin_status, **private)
+                reingest_button.click(page.admin_reingest, [password], admin_status, **private)
 
-        outputs = [chatbot, turns_state, question, sources, source_pick, page, caption]
-        question.submit(respond, [question, chatbot, turns_state], outputs)
-        send.click(respond, [question, chatbot, turns_state], outputs)
-        chatbot.example_select(example, None, question).then(respond, [question, chatbot, turns_state], outputs)
-        source_pick.change(show_page, [source_pick, turns_state], [page, caption])
-        up.click(lambda c, t: vote("up", c, t), [comment, turns_state], [thanks, comment])
-        down.click(lambda c, t: vote("down", c, t), [comment, turns_state], [thanks, comment])
-        chatbot.like(liked, [turns_state], thanks)
+        outputs = [chatbot, turns, question, sources, source_pick, image, caption]
+        question.submit(page.respond, [question, chatbot, turns], outputs)
+        send.click(page.respond, [question, chatbot, turns], outputs)
+        chatbot.example_select(page.example, None, question).then(page.respond, [question, chatbot, turns], outputs)
+        source_pick.change(page.show_page, [source_pick, turns], [image, caption])
+        up.click(page.vote_up, [comment, turns], [thanks, comment])
+        down.click(page.vote_down, [comment, turns], [thanks, comment])
+        chatbot.like(page.liked, [turns], thanks)
     app.queue(default_concurrency_limit=4)
     return app
+
+
+def build_app(settings: Settings, assistant: Assistant | None = None) -> gr.Blocks:
+    return build_layout(settings, ChatPage(settings, assistant or Assistant(settings)))
 
 
 def launch(settings: Settings, host: str, port: int, assistant: Assistant | None = None,
            block: bool = True) -> gr.Blocks:
     app = build_app(settings, assistant)
+    max_upload = f"{settings.upload_max_mb}mb" if settings.admin_password else NO_UPLOADS
     app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=True,
-               max_file_size=f"{settings.upload_max_mb}mb", css=CSS, footer_links=[],
-               allowed_paths=[], show_error=False)
+               max_file_size=max_upload, css=CSS, footer_links=[], allowed_paths=[], show_error=False)
     return app

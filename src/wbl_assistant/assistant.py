@@ -1,27 +1,22 @@
-"""`Assistant.ask`: the one path every surface uses (CLI, chat page, evals).
+"""`Assistant`: the one answer pipeline every surface uses (CLI, chat page, evals).
 
-The chain is built from LangChain Runnables: standalone query → hybrid retrieval → abstention gate →
-answer backend (extractive by default; an LLM backend plugs in at the same place, behind the same gate).
+The pipeline is a LangChain Runnable chain: standalone query → hybrid retrieval → abstention gate →
+answer backend. `stream()` runs it with `.stream()` and yields the answer's text as the backend produces
+it, then the final `Answer`; `ask()` consumes `stream()` and returns that `Answer`. An abstention and every
+backend (extractive by default, an LLM if configured) come out of the same chain in the same shape.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
-from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 
-from .answering import (
-    Answer,
-    AnswerContext,
-    Composed,
-    extractive_answer,
-    measure_evidence,
-    stream_sentences,
-)
+from .answering import Answer, AnswerContext, Composed, measure_evidence
+from .backends import Backend, make_backend
 from .config import Settings
 from .retrieval import IndexReader
 from .text import content_words
@@ -71,6 +66,8 @@ def validate(question: str, history: list[dict[str, str]] | None) -> list[dict[s
     if len(question) > MAX_QUESTION_CHARS:
         raise QuestionError(f"the question is {len(question):,} characters long; the limit is "
                             f"{MAX_QUESTION_CHARS:,}. Ask about one thing at a time.")
+    if history is not None and not isinstance(history, list):
+        raise QuestionError('the history must be a list of {"role": "user"|"assistant", "content": "..."}')
     turns = []
     for turn in history or []:
         if not isinstance(turn, dict) or turn.get("role") not in ("user", "assistant") \
@@ -80,8 +77,8 @@ def validate(question: str, history: list[dict[str, str]] | None) -> list[dict[s
     return turns[-MAX_HISTORY_TURNS:]
 
 
-@dataclass
-class _Request:
+@dataclass(frozen=True)
+class Request:
     question: str
     history: list[dict[str, str]]
     kinds: list[str] | None
@@ -90,77 +87,73 @@ class _Request:
 
 
 class Assistant:
-    """Grounded answers from the ingested documents. One instance serves many questions."""
+    """Grounded answers from the ingested documents. One instance serves many questions and threads."""
 
-    def __init__(self, settings: Settings | None = None, backend: Any = None,
+    def __init__(self, settings: Settings | None = None, backend: Backend | None = None,
                  reader: IndexReader | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.reader = reader or IndexReader(self.settings)
-        self.backend = backend or ExtractiveBackend(self.settings)
+        self.backend = backend or make_backend(self.settings)
         self.chain = self._build_chain()
 
     def _build_chain(self) -> Runnable:
-        prepare = RunnableLambda(self._prepare, name="standalone_query")
-        gate = RunnableLambda(self._gate, name="abstention_gate")
-        answer = RunnableBranch(
-            (lambda ctx: ctx.abstain, RunnableLambda(self._abstention, name="abstain")),
-            self.backend.runnable(),
-        )
-        return prepare | gate | answer
+        return (RunnableLambda(self._retrieve, name="retrieve")
+                | RunnableLambda(self._gate, name="abstention_gate")
+                | RunnableGenerator(self._answer, name="answer"))
 
     def warm_up(self) -> None:
         """Load the index and the embedding model now, so the first question is not the slow one."""
-        self.reader.ensure_current()
         self.reader.retrieve("work-based learning", self.settings.top_k)
+
+    def stream(self, question: str, history: list[dict[str, str]] | None = None, *,
+               kinds: list[str] | None = None, doc_ids: list[str] | None = None) -> Iterator[str | Answer]:
+        """Yield the answer text piece by piece, then the final `Answer`."""
+        turns = validate(question, history)
+        request = Request(question.strip(), turns, kinds, doc_ids, time.perf_counter())
+        yield from self.chain.stream(request)
 
     def ask(self, question: str, history: list[dict[str, str]] | None = None, *,
             kinds: list[str] | None = None, doc_ids: list[str] | None = None) -> Answer:
         """Answer `question` (with optional chat `history`) from the documents, or abstain."""
-        turns = validate(question, history)
-        request = _Request(question.strip(), turns, kinds, doc_ids, time.perf_counter())
-        context, composed = self.chain.invoke(request)
-        return self._finish(context, composed)
+        answer = None
+        for event in self.stream(question, history, kinds=kinds, doc_ids=doc_ids):
+            if isinstance(event, Answer):
+                answer = event
+        return answer
 
-    def stream(self, question: str, history: list[dict[str, str]] | None = None) -> Iterator[str | Answer]:
-        """Yield the answer text piece by piece, then the final `Answer`."""
-        turns = validate(question, history)
-        request = _Request(question.strip(), turns, None, None, time.perf_counter())
-        context = self._gate(self._prepare(request))
-        if context.abstain:
-            _, composed = self._abstention(context)
-            yield composed.text
-            yield self._finish(context, composed)
-            return
-        composed = None
-        for event in self.backend.stream(context):
-            if isinstance(event, Composed):
-                composed = event
-            else:
-                yield event
-        yield self._finish(context, composed)
-
-    def _prepare(self, request: _Request) -> AnswerContext:
+    def _retrieve(self, request: Request) -> AnswerContext:
         query = standalone_query(request.question, request.history)
-        if query != request.question and self.settings.llm_condense and hasattr(self.backend, "condense"):
-            query = self.backend.condense(request.question, request.history)
+        if query != request.question and self.settings.llm_condense:
+            query = self.backend.condense(request.question, request.history) or query
         start = time.perf_counter()
         retrieval = self.reader.retrieve(query, self.settings.top_k, request.kinds, request.doc_ids)
-        sentences = self.reader.sentences([c.chunk_id for c in retrieval.chunks])
-        timings = {"retrieve": (time.perf_counter() - start) * 1000, "_started": request.started}
-        evidence = measure_evidence(retrieval, sentences, self.reader)
+        sentences = retrieval.snapshot.sentences([c.chunk_id for c in retrieval.chunks])
+        retrieve_ms = (time.perf_counter() - start) * 1000
+        evidence = measure_evidence(retrieval, sentences)
         return AnswerContext(request.question, query, request.history, retrieval, sentences, evidence,
-                             timings_ms=timings)
+                             started=request.started, retrieve_ms=retrieve_ms)
 
     def _gate(self, context: AnswerContext) -> AnswerContext:
         context.abstain = context.evidence.score < self.settings.min_evidence or not context.retrieval.chunks
         return context
 
-    def _abstention(self, context: AnswerContext) -> tuple[AnswerContext, Composed]:
-        return context, Composed(self.scope_message(), [])
+    def _answer(self, contexts: Iterator[AnswerContext]) -> Iterator[str | Answer]:
+        for context in contexts:
+            if context.abstain:
+                composed = Composed([self.scope_message(context)], [])
+                yield from composed.stream()
+            else:
+                composed = None
+                for event in self.backend.stream(context):
+                    if isinstance(event, Composed):
+                        composed = event
+                    else:
+                        yield event
+            yield self._finish(context, composed)
 
-    def scope_message(self) -> str:
+    def scope_message(self, context: AnswerContext) -> str:
         """What the assistant says when the documents don't answer: what it does cover, from the index."""
-        documents = self.reader.generation.documents if self.reader.generation else {}
+        documents = context.retrieval.snapshot.documents
         largest = sorted(documents.values(), key=lambda d: -int(d.get("pages", 0)))[:3]
         titles = "; ".join(f"{d['title']}" + (f" ({d['edition']})" if d.get("edition") else "") for d in largest)
         more = len(documents) - len(largest)
@@ -169,11 +162,9 @@ class Assistant:
                 f"Illinois work-based learning from {len(documents)} guidance documents: {scope}.")
 
     def _finish(self, context: AnswerContext, composed: Composed) -> Answer:
-        started = context.timings_ms.pop("_started", None)
-        total = (time.perf_counter() - started) * 1000 if started else 0.0
-        retrieve = context.timings_ms.get("retrieve", 0.0)
-        timings = {"retrieve": round(retrieve, 2), "answer": round(max(total - retrieve, 0.0), 2),
-                   "total": round(total, 2)}
+        total = (time.perf_counter() - context.started) * 1000
+        timings = {"retrieve": round(context.retrieve_ms, 2),
+                   "answer": round(max(total - context.retrieve_ms, 0.0), 2), "total": round(total, 2)}
         retrieved = [{"doc_id": c.doc_id, "page": c.page, "page_end": int(c.metadata.get("page_end", c.page)),
                       "chunk_id": c.chunk_id, "score": round(c.score, 5), "title": c.metadata["title"],
                       "section": c.metadata.get("section", "")}
@@ -184,24 +175,3 @@ class Assistant:
             backend="none" if context.abstain else self.backend.name, query=context.query,
             evidence=context.evidence.as_dict(), guard=composed.guard,
         )
-
-
-class ExtractiveBackend:
-    """The default answer backend: quotes sentences of the retrieved chunks, each cited. Needs no LLM."""
-
-    name = "extractive"
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def compose(self, context: AnswerContext) -> Composed:
-        return extractive_answer(context, self.settings.answer_words)
-
-    def runnable(self) -> Runnable:
-        compose: Callable[[AnswerContext], tuple[AnswerContext, Composed]] = lambda ctx: (ctx, self.compose(ctx))  # noqa: E731
-        return RunnableLambda(compose, name="extractive_answer")
-
-    def stream(self, context: AnswerContext) -> Iterator[str | Composed]:
-        composed = self.compose(context)
-        yield from stream_sentences(composed)
-        yield composed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,11 +17,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .config import ConfigError, Settings
-from .ingestion import STATUSES, IngestError, IngestReport
+from .ingestion import STATUSES, IngestBusyError, IngestError, IngestReport
 from .ingestion import Progress as IngestProgress
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
+#: A history file bigger than this is refused before it is read.
+MAX_HISTORY_BYTES = 1_000_000
+#: Libraries whose warnings are noise for our users (pypdf on odd but readable PDFs; bm25s progress).
+QUIET_LOGGERS = {"pypdf": logging.ERROR, "bm25s": logging.WARNING}
 
 #: Errors a user can act on: printed as one line, exit status 2, no traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, IngestError)
@@ -28,13 +33,15 @@ USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, IngestError)
 
 def _user_errors() -> tuple[type[Exception], ...]:
     from .assistant import QuestionError
+    from .backends import LLMError
     from .catalog import CatalogError
+    from .corpus import UploadRefused
     from .embeddings import EmbeddingModelError
-    from .llm import LLMError
     from .retrieval import NotIngestedError
     from .store import StoreError
 
-    return (*USER_ERRORS, CatalogError, StoreError, EmbeddingModelError, QuestionError, NotIngestedError, LLMError)
+    return (*USER_ERRORS, CatalogError, StoreError, EmbeddingModelError, QuestionError, NotIngestedError, LLMError,
+            UploadRefused)
 
 
 def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,13 +54,22 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/yellow]: the previous index is unchanged")
             sys.exit(130)
+        except IngestBusyError as error:
+            print_error(error)
+            sys.exit(1)
         except Exception as error:
             if not isinstance(error, _user_errors()):
                 raise
-            console.print(f"[red]error:[/red] {error}")
+            print_error(error)
             sys.exit(2)
 
     return wrapper
+
+
+def print_error(error: Exception | str) -> None:
+    """One line on stderr; the message is shown as text (Rich markup in it is not interpreted)."""
+    console.print("[red]error:[/red] ", end="")
+    console.print(str(error), markup=False)
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -65,6 +81,8 @@ def load_settings(**overrides: Any) -> Settings:
 def main(verbose: bool) -> None:
     """Grounded answers about Illinois work-based learning, from the guidance documents, with citations."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
 
 
 class _BarProgress(IngestProgress):
@@ -81,6 +99,9 @@ class _BarProgress(IngestProgress):
 
     def processing(self, name: str) -> None:
         self.progress.update(self.task, name=name)
+
+    def page(self, name: str, done: int, total: int) -> None:
+        self.progress.update(self.task, name=f"{name} (page {done}/{total})")
 
     def processed(self, name: str, chunks: int) -> None:
         self.chunks += chunks
@@ -107,9 +128,11 @@ def print_ingest_summary(report: IngestReport, settings: Settings) -> None:
     table.add_row(*[str(report.count(s)) for s in STATUSES], str(report.chunks), f"{report.seconds:.1f}")
     console.print(table)
     for result in report.failed:
-        console.print(f"[red]failed[/red] {result.file or result.doc_id}: {result.reason}")
+        console.print("[red]failed[/red] ", end="")
+        console.print(f"{result.file or result.doc_id}: {result.reason}", markup=False)
     for result in report.warnings:
-        console.print(f"[yellow]warning[/yellow] {result.file}: {result.warning}")
+        console.print("[yellow]warning[/yellow] ", end="")
+        console.print(f"{result.file}: {result.warning}", markup=False)
     where = (f"Chroma server {settings.chroma_host}:{settings.chroma_port}" if settings.uses_server
              else str(settings.chroma_path))
     state = "index updated" if report.switched else "index unchanged"
@@ -133,6 +156,9 @@ def read_history(path: Path) -> list[dict[str, str]]:
     from .assistant import QuestionError
 
     try:
+        if path.stat().st_size > MAX_HISTORY_BYTES:
+            raise QuestionError(f"the history file {path} is over {MAX_HISTORY_BYTES // 1000} kB; keep the last "
+                                "turns only")
         raw = path.read_bytes().decode("utf-8")
     except OSError as error:
         raise QuestionError(f"cannot read the history file {path} ({error.strerror})") from None
@@ -142,13 +168,16 @@ def read_history(path: Path) -> list[dict[str, str]]:
         data = json.loads(raw)
     except json.JSONDecodeError as error:
         raise QuestionError(f"the history file {path} is not valid JSON ({error.msg}, line {error.lineno})") from None
+    except RecursionError:
+        raise QuestionError(f'the history file {path} is nested too deeply: it must be a JSON list of '
+                            '{"role", "content"} objects') from None
     if not isinstance(data, list):
         raise QuestionError(f'the history file {path} must hold a JSON list of {{"role", "content"}} objects')
     return data
 
 
 def print_answer(answer) -> None:
-    out.print(answer.answer)
+    out.print(answer.answer, markup=False)
     if answer.citations:
         out.print()
         out.print("[bold]Sources[/bold]")
@@ -169,7 +198,7 @@ def print_answer(answer) -> None:
 def ask(question: str, as_json: bool, history_file: Path | None, backend: str | None) -> None:
     """Answer QUESTION from the ingested documents, with numbered sources."""
     from .assistant import Assistant, validate
-    from .llm import make_backend
+    from .backends import make_backend
 
     history = read_history(history_file) if history_file else None
     validate(question, history)
@@ -190,9 +219,10 @@ def ask(question: str, as_json: bool, history_file: Path | None, backend: str | 
 @friendly
 def serve(host: str, port: int, no_ingest: bool) -> None:
     """Start the chat page. First brings the index in line with the corpus folder (fast when unchanged)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from .app import launch
     from .assistant import Assistant
-    from .llm import make_backend
+    from .backends import make_backend
     from .store import IndexStore
 
     settings = load_settings()
@@ -202,7 +232,8 @@ def serve(host: str, port: int, no_ingest: bool) -> None:
         except IngestError as error:
             if IndexStore(settings).active() is None:
                 raise
-            console.print(f"[yellow]warning[/yellow]: {error}; serving the existing index")
+            console.print("[yellow]warning[/yellow]: ", end="")
+            console.print(f"{error}; serving the existing index", markup=False)
         else:
             if report.switched or report.failed:
                 print_ingest_summary(report, settings)
@@ -210,6 +241,29 @@ def serve(host: str, port: int, no_ingest: bool) -> None:
     assistant.warm_up()
     console.print(f"chat page: http://{host}:{port}  (Ctrl-C to stop)")
     launch(settings, host, port, assistant)
+
+
+@main.group()
+def library() -> None:
+    """Manage the corpus folder: add a PDF (a new document, or a new edition of one)."""
+
+
+@library.command("add")
+@click.argument("pdf", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--name", help="File name in the corpus (default: the PDF's own name, made safe).")
+@friendly
+def library_add(pdf: Path, name: str | None) -> None:
+    """Check and parse PDF, put it into the corpus folder (replacing the edition of the same name) and ingest."""
+    from .corpus import CorpusManager
+
+    settings = load_settings()
+    change = CorpusManager(settings).add_pdf(pdf, name)
+    print_ingest_summary(change.report, settings)
+    if change.restored:
+        console.print(f"the new {change.name} could not be ingested: the previous edition was put back", markup=False)
+        sys.exit(1)
+    console.print(f"{'replaced' if change.replaced else 'added'} {change.name}", markup=False)
+    sys.exit(1 if change.report.failed else 0)
 
 
 @main.group("eval", invoke_without_command=True)
@@ -228,14 +282,14 @@ def eval_command(ctx: click.Context, dataset: Path | None, out_dir: Path | None,
     if dataset is None or out_dir is None:
         raise click.UsageError("eval needs --dataset FILE and --out DIR")
     from .assistant import Assistant
+    from .backends import make_backend
     from .evaluation.dataset import DatasetError, load_dataset
     from .evaluation.runner import run_eval
-    from .llm import make_backend
 
     try:
         load_dataset(dataset)
     except DatasetError as error:
-        console.print(f"[red]error:[/red] {error}")
+        print_error(error)
         sys.exit(2)
     settings = load_settings(backend=backend)
     assistant = Assistant(settings, backend=make_backend(settings))
@@ -249,7 +303,8 @@ def eval_command(ctx: click.Context, dataset: Path | None, out_dir: Path | None,
 
 
 def print_eval_summary(summary: dict) -> None:
-    from .evaluation.report import ANSWER_KEYS, RETRIEVAL_KEYS, fmt
+    from .evaluation.metrics import METRIC_KEYS
+    from .evaluation.report import fmt
 
     naive = summary.get("naive") or {}
     table = Table(title=f"Eval: {summary['items']} items", show_edge=False)
@@ -257,7 +312,7 @@ def print_eval_summary(summary: dict) -> None:
     table.add_column("wbl-assistant", justify="right")
     if naive:
         table.add_column("naive", justify="right")
-    for key in RETRIEVAL_KEYS + ANSWER_KEYS + ["latency_p50_ms", "latency_p95_ms"]:
+    for key in METRIC_KEYS:
         if summary.get(key) is None:
             continue
         table.add_row(key, fmt(summary[key]), *([fmt(naive.get(key))] if naive else []))
@@ -272,19 +327,24 @@ def print_eval_summary(summary: dict) -> None:
 @friendly
 def feedback_to_items(feedback_file: Path | None, out_file: Path) -> None:
     """Turn thumbs-down feedback into draft eval items for a person to complete."""
-    from .evaluation.feedback import FeedbackError, draft_items, read_feedback
+    from .evaluation.feedback import draft_items
+    from .feedback import FeedbackError, read_feedback
 
     path = feedback_file or load_settings().feedback_path
     try:
-        drafts = draft_items(read_feedback(path))
+        feedback = read_feedback(path)
     except FeedbackError as error:
-        console.print(f"[red]error:[/red] {error}")
+        print_error(error)
         sys.exit(2)
+    if feedback.skipped_lines:
+        shown = ", ".join(map(str, feedback.skipped_lines[:10])) + (" ..." if len(feedback.skipped_lines) > 10 else "")
+        console.print(f"[yellow]warning[/yellow]: skipped {len(feedback.skipped_lines)} unreadable line(s) of "
+                      f"{path}: {shown}", markup=False)
+    drafts = draft_items(feedback.entries)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in drafts), encoding="utf-8")
     console.print(f"{len(drafts)} draft items written to {out_file}; complete gold_docs and key_facts, "
-                  "then add them to a dataset")
-
+                  "then add them to a dataset", markup=False)
 
 if __name__ == "__main__":
     main()

@@ -17,11 +17,17 @@ class ConfigError(ValueError):
     """A `WBL_*` variable holds a value the assistant cannot use."""
 
 
-def _doc(env: str, doc: str) -> dict[str, str]:
-    return {"env": env, "doc": doc}
+#: An admin password shorter than this is refused at start: the Admin tab can replace the corpus.
+ADMIN_PASSWORD_MIN = 12
 
 
-@dataclass(frozen=True)
+def _doc(env: str, doc: str, low: float | None = None, high: float | None = None,
+         secret: bool = False) -> dict[str, Any]:
+    """Field metadata: its variable, its meaning, its valid range (numbers) and whether it is a secret."""
+    return {"env": env, "doc": doc, "low": low, "high": high, "secret": secret}
+
+
+@dataclass(frozen=True, repr=False)
 class Settings:
     data_dir: Path = field(
         default=Path("data"),
@@ -35,7 +41,7 @@ class Settings:
     chroma_host: str = field(
         default="", metadata=_doc("WBL_CHROMA_HOST", "When set, use this Chroma server instead of the embedded index.")
     )
-    chroma_port: int = field(default=8000, metadata=_doc("WBL_CHROMA_PORT", "Port of the Chroma server."))
+    chroma_port: int = field(default=8000, metadata=_doc("WBL_CHROMA_PORT", "Port of the Chroma server.", 1, 65535))
     collection_prefix: str = field(
         default="wbl",
         metadata=_doc("WBL_COLLECTION_PREFIX", "Prefix of Chroma collection names (indexes can share a server)."),
@@ -44,17 +50,24 @@ class Settings:
         default="",
         metadata=_doc("WBL_EMBEDDING_MODEL", "Path of a sentence-transformers model; empty: the bundled MiniLM-L6-v2."),
     )
-    embed_batch_size: int = field(default=64, metadata=_doc("WBL_EMBED_BATCH_SIZE", "Texts per embedding batch."))
-    chunk_size: int = field(default=900, metadata=_doc("WBL_CHUNK_SIZE", "Target chunk length in characters."))
+    embed_batch_size: int = field(
+        default=64, metadata=_doc("WBL_EMBED_BATCH_SIZE", "Texts per embedding batch.", 1, 4096)
+    )
+    chunk_size: int = field(
+        default=900, metadata=_doc("WBL_CHUNK_SIZE", "Target chunk length in characters.", 200, 20000)
+    )
     chunk_overlap: int = field(
         default=150,
         metadata=_doc("WBL_CHUNK_OVERLAP", "Characters of the previous chunk repeated at the start of the next."),
     )
-    top_k: int = field(default=6, metadata=_doc("WBL_TOP_K", "Chunks passed from retrieval to the answerer."))
-    answer_words: int = field(default=120, metadata=_doc("WBL_ANSWER_WORDS", "About how long an extractive answer is."))
+    top_k: int = field(default=6, metadata=_doc("WBL_TOP_K", "Chunks passed from retrieval to the answerer.", 1, 50))
+    answer_words: int = field(
+        default=120, metadata=_doc("WBL_ANSWER_WORDS", "About how long an extractive answer is.", 10, 2000)
+    )
     min_evidence: float = field(
         default=0.5,
-        metadata=_doc("WBL_MIN_EVIDENCE", "Abstention gate: the evidence score under which the assistant abstains."),
+        metadata=_doc("WBL_MIN_EVIDENCE", "Abstention gate: the evidence score under which the assistant abstains.",
+                      -1, 2),
     )
     backend: str = field(
         default="extractive", metadata=_doc("WBL_BACKEND", "Answer backend: extractive, openai or llamacpp.")
@@ -65,13 +78,13 @@ class Settings:
     )
     openai_model: str = field(default="", metadata=_doc("WBL_OPENAI_MODEL", "Model name on that endpoint."))
     openai_api_key: str = field(
-        default="", metadata=_doc("WBL_OPENAI_API_KEY", "API key for that endpoint, if it needs one.")
+        default="", metadata=_doc("WBL_OPENAI_API_KEY", "API key for that endpoint, if it needs one.", secret=True)
     )
     llm_condense: bool = field(
         default=False,
         metadata=_doc("WBL_LLM_CONDENSE", "Let the LLM backend rewrite follow-ups into standalone questions."),
     )
-    llm_timeout: float = field(default=120.0, metadata=_doc("WBL_LLM_TIMEOUT", "Seconds to wait for the LLM."))
+    llm_timeout: float = field(default=120.0, metadata=_doc("WBL_LLM_TIMEOUT", "Seconds to wait for the LLM.", 1, 3600))
     llamacpp_model_path: str = field(
         default="", metadata=_doc("WBL_LLAMACPP_MODEL", "GGUF file for the llamacpp backend.")
     )
@@ -81,9 +94,42 @@ class Settings:
     )
     admin_password: str = field(
         default="",
-        metadata=_doc("WBL_ADMIN_PASSWORD", "Enables the chat page's admin tab (upload and re-ingest); unset: no tab."),
+        metadata=_doc("WBL_ADMIN_PASSWORD", "Enables the chat page's admin tab (upload and re-ingest); unset: no tab. "
+                      f"At least {ADMIN_PASSWORD_MIN} characters.", secret=True),
     )
-    upload_max_mb: int = field(default=50, metadata=_doc("WBL_UPLOAD_MAX_MB", "Largest PDF the admin tab accepts."))
+    upload_max_mb: int = field(
+        default=50, metadata=_doc("WBL_UPLOAD_MAX_MB", "Largest PDF the admin tab accepts.", 1, 1024)
+    )
+    ingest_wait: float = field(
+        default=30.0,
+        metadata=_doc("WBL_INGEST_WAIT", "Seconds an ingest waits for another one to finish before giving up.",
+                      0, 86400),
+    )
+    retire_grace: float = field(
+        default=120.0,
+        metadata=_doc("WBL_RETIRE_GRACE", "Seconds a replaced document's chunks stay for questions in flight.",
+                      0, 86400),
+    )
+    pdf_page_seconds: float = field(
+        default=60.0,
+        metadata=_doc("WBL_PDF_PAGE_SECONDS", "A PDF page that takes longer to read stops that document.", 1, 3600),
+    )
+    pdf_memory_mb: int = field(
+        default=1536,
+        metadata=_doc("WBL_PDF_MEMORY_MB", "Memory a PDF's reader process may use.", 128, 65536),
+    )
+    pdf_max_pages: int = field(
+        default=3000, metadata=_doc("WBL_PDF_MAX_PAGES", "PDFs with more pages are refused.", 1, 1_000_000)
+    )
+    pdf_max_chars: int = field(
+        default=20_000_000,
+        metadata=_doc("WBL_PDF_MAX_CHARS", "PDFs yielding more characters of text are refused.", 1000, 1_000_000_000),
+    )
+    render_max_px: int = field(
+        default=2000,
+        metadata=_doc("WBL_RENDER_MAX_PX", "Longest side, in pixels, of a cited page shown on the chat page.",
+                      200, 8000),
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -99,17 +145,29 @@ class Settings:
         return cls(**values).validated()
 
     def validated(self) -> Settings:
-        if self.chunk_size < 200:
-            raise ConfigError("WBL_CHUNK_SIZE must be at least 200 characters")
+        for f in fields(self):
+            low, high, value = f.metadata["low"], f.metadata["high"], getattr(self, f.name)
+            if low is not None and not low <= value <= high:
+                raise ConfigError(f"{f.metadata['env']}={value} is out of range: it must be between {low:g} "
+                                  f"and {high:g}")
         if not 0 <= self.chunk_overlap < self.chunk_size // 2:
             raise ConfigError("WBL_CHUNK_OVERLAP must be between 0 and half of WBL_CHUNK_SIZE")
-        if self.top_k < 1:
-            raise ConfigError("WBL_TOP_K must be at least 1")
         if self.backend not in ("extractive", "openai", "llamacpp"):
             raise ConfigError(f"WBL_BACKEND must be extractive, openai or llamacpp, not {self.backend!r}")
         if self.guard_mode not in ("drop", "mark"):
             raise ConfigError(f"WBL_GUARD_MODE must be drop or mark, not {self.guard_mode!r}")
+        if self.admin_password and len(self.admin_password) < ADMIN_PASSWORD_MIN:
+            raise ConfigError(f"WBL_ADMIN_PASSWORD is too short: use at least {ADMIN_PASSWORD_MIN} characters "
+                              "(it guards uploads that change what the assistant answers from)")
         return self
+
+    def __repr__(self) -> str:
+        """Every setting, secrets masked: settings end up in logs and tracebacks."""
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            shown.append(f"{f.name}={'***' if f.metadata['secret'] and value else repr(value)}")
+        return f"Settings({', '.join(shown)})"
 
     def with_changes(self, **changes: Any) -> Settings:
         return replace(self, **changes).validated()

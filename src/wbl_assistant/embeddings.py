@@ -11,11 +11,6 @@ import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-
 import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
@@ -43,8 +38,15 @@ def default_model_path() -> str:
 _lock = threading.Lock()
 
 
+#: Set (unless already set) before the model libraries are first imported: never reach for a model hub.
+OFFLINE_ENVIRONMENT = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                       "TRANSFORMERS_VERBOSITY": "error"}
+
+
 @lru_cache(maxsize=4)
 def _load(model_path: str, batch_size: int) -> LangChainEmbeddings:
+    for name, value in OFFLINE_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     from langchain_huggingface import HuggingFaceEmbeddings
     from transformers.utils import logging as hf_logging
 
@@ -64,10 +66,15 @@ def load_embeddings(model_path: str = "", batch_size: int = 64) -> LangChainEmbe
         return _load(model_path or default_model_path(), batch_size)
 
 
+def embedding_dims(model: LangChainEmbeddings) -> int:
+    """The width of the model's vectors (recorded in the manifest, so readers decode without the model)."""
+    return len(model.embed_query("width"))
+
+
 def embed_matrix(model: LangChainEmbeddings, texts: list[str]) -> np.ndarray:
     """Unit vectors of `texts`, one row each, as float32."""
     if not texts:
-        return np.zeros((0, 384), dtype=np.float32)
+        return np.zeros((0, embedding_dims(model)), dtype=np.float32)
     return np.asarray(model.embed_documents(texts), dtype=np.float32)
 
 

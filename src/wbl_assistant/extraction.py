@@ -9,17 +9,15 @@ hyphenated across line breaks and normalizes whitespace.
 from __future__ import annotations
 
 import itertools
-import logging
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pypdf
 from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
-
-logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 
 class DocumentError(Exception):
@@ -72,15 +70,40 @@ SENTENCE_END = re.compile(r"[.!?:;][\"'\u201d\u2019)]?$")
 MARGIN_BAND = 0.075
 
 
-def read_pdf(path: Path) -> ExtractedDocument:
-    """Extract a PDF's structure, or raise DocumentError with a one-line reason."""
+@dataclass(frozen=True)
+class PdfLimits:
+    """Caps on what one PDF may cost: its pages and the characters extracted from it (0: no cap)."""
+
+    max_pages: int = 0
+    max_chars: int = 0
+
+
+def read_pdf(path: Path, limits: PdfLimits | None = None,
+             on_page: Callable[[int, int], None] | None = None) -> ExtractedDocument:
+    """Extract a PDF's structure, or raise DocumentError with a one-line reason.
+
+    `on_page(done, total)` is called after each page (progress, and the watchdog of `sandbox`)."""
+    limits = limits or PdfLimits()
     reader = _open(path)
+    total = len(reader.pages)
+    if limits.max_pages and total > limits.max_pages:
+        raise DocumentError(f"the PDF has {total:,} pages; the limit is {limits.max_pages:,} (WBL_PDF_MAX_PAGES)")
     raw_pages: list[list[Line]] = []
     heights: list[float] = []
+    chars = 0
     try:
         for number, page in enumerate(reader.pages, start=1):
-            raw_pages.append(_page_lines(page, number))
+            lines = _page_lines(page, number)
+            chars += sum(len(line.text) for line in lines)
+            if limits.max_chars and chars > limits.max_chars:
+                raise DocumentError(f"more than {limits.max_chars:,} characters of text by page {number} "
+                                    "(WBL_PDF_MAX_CHARS): not a guidance document, or a malformed one")
+            raw_pages.append(lines)
             heights.append(float(page.mediabox.height) or 792.0)
+            if on_page:
+                on_page(number, total)
+    except DocumentError:
+        raise
     except DependencyError as error:
         raise DocumentError(f"cannot decrypt: {error}") from None
     except Exception as error:  # pypdf raises many kinds on damaged content streams

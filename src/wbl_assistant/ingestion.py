@@ -1,16 +1,17 @@
 """Make the index match the corpus folder: new documents added, changed ones replaced, removed ones gone,
 unchanged ones skipped, bad files reported (never a traceback) while the others are ingested.
 
-The new index is written as a fresh generation (see store.py) and switched to in one write, so an ingest
-that fails or is killed midway leaves the previous index serving, complete; the next run repairs.
+Only changed documents are read and embedded: each becomes a new *version* written beside the live ones,
+and the manifest naming the live versions is switched in one write at the end (see store.py). An ingest
+that fails or is killed midway leaves the previous index serving, complete; the next run cleans up.
+One ingest at a time per index: a second one waits `WBL_INGEST_WAIT` seconds, then gives up with a reason.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,19 +23,26 @@ import numpy as np
 from .catalog import CatalogEntry, load_catalog, slugify
 from .chunking import Chunk, chunk_blocks
 from .config import Settings
-from .embeddings import MODEL_NAME, embed_matrix, load_embeddings
-from .extraction import DocumentError, read_pdf
-from .store import Generation, IndexStore
+from .embeddings import MODEL_NAME, embed_matrix, embedding_dims, load_embeddings
+from .extraction import DocumentError
+from .sandbox import SandboxLimits, extract_isolated
+from .store import ChunkRecord, IndexStore, Manifest, SentenceRow, WriterBusyError, new_id
 
 logger = logging.getLogger(__name__)
 
 #: Bump when extraction or chunking changes what is stored: every document is then re-ingested.
-INDEX_FORMAT = 4
+PIPELINE_FORMAT = 5
 STATUSES = ("added", "updated", "unchanged", "removed", "failed")
+#: Catalog fields copied into a document's manifest entry (and from there into its citations).
+CATALOG_FIELDS = ("title", "publisher", "edition", "kind", "audience", "sample", "catalogued")
 
 
 class IngestError(RuntimeError):
     """The run as a whole cannot proceed (no corpus folder, unreadable catalog, Chroma unreachable)."""
+
+
+class IngestBusyError(IngestError):
+    """Another ingest of the same index is running."""
 
 
 @dataclass
@@ -52,7 +60,7 @@ class DocumentResult:
 class IngestReport:
     results: list[DocumentResult] = field(default_factory=list)
     seconds: float = 0.0
-    generation: str = ""
+    snapshot: str = ""
     switched: bool = False
 
     def count(self, status: str) -> int:
@@ -78,6 +86,8 @@ class Progress:
 
     def processing(self, name: str) -> None: ...
 
+    def page(self, name: str, done: int, total: int) -> None: ...
+
     def processed(self, name: str, chunks: int) -> None: ...
 
 
@@ -91,6 +101,7 @@ class _Planned:
     status: str = ""
     reason: str = ""
     warning: str = ""
+    version: str = ""
     chunks: list[Chunk] = field(default_factory=list)
     pages: int = 0
 
@@ -104,8 +115,9 @@ def file_sha256(path: Path) -> str:
 
 
 def pipeline_fingerprint(settings: Settings) -> dict[str, Any]:
+    """What a stored version depends on besides its file: when it changes, every document is re-read."""
     return {
-        "format": INDEX_FORMAT,
+        "format": PIPELINE_FORMAT,
         "chunk_size": settings.chunk_size,
         "chunk_overlap": settings.chunk_overlap,
         "embedding_model": settings.embedding_model or MODEL_NAME,
@@ -146,7 +158,6 @@ def ingest(settings: Settings, *, rebuild: bool = False, progress: Progress | No
            store: IndexStore | None = None, clock: Callable[[], float] = time.perf_counter) -> IngestReport:
     """Bring the index in line with `settings.corpus_dir`. See the module docstring."""
     started = clock()
-    progress = progress or Progress()
     corpus = settings.corpus_dir
     if not corpus.is_dir():
         raise IngestError(f"no corpus folder at {corpus}")
@@ -158,69 +169,112 @@ def ingest(settings: Settings, *, rebuild: bool = False, progress: Progress | No
     except ValueError as error:
         raise IngestError(str(error)) from None
     store = store or IndexStore(settings)
-    store.drop_inactive()
-    active = store.active()
-    pipeline = pipeline_fingerprint(settings)
-    reusable = active is not None and active.pipeline == pipeline and not rebuild
-    previous_docs = active.documents if active else {}
+    try:
+        with store.writer_lock(settings.ingest_wait) as lock:
+            report = _Run(settings, store, progress or Progress(), rebuild).run(pdfs, catalog, lock.check)
+    except WriterBusyError as error:
+        raise IngestBusyError(str(error)) from None
+    report.seconds = clock() - started
+    return report
 
-    plans, report = _plan(pdfs, catalog, corpus, previous_docs if reusable else {}, previous_docs)
-    to_process = [p for p in plans if p.status in ("added", "updated")]
-    kept = [p for p in plans if p.status == "unchanged"]
-    unreadable_kept = [p for p in plans if p.status == "failed" and p.previous and reusable]
-    present = {p.doc_id for p in plans}
-    removed = [d for d in previous_docs if d not in present]
-    metadata_changed = any(_meta_differs(p) for p in kept)
-    progress.planned(len(plans), len(to_process))
-    if active is not None and not to_process and not removed and not metadata_changed:
-        report.results += [_result(p, reusable) for p in plans]
-        report.generation = active.name
-        report.seconds = clock() - started
+
+class _Run:
+    """One ingest, under the writer lock."""
+
+    def __init__(self, settings: Settings, store: IndexStore, progress: Progress, rebuild: bool) -> None:
+        self.settings = settings
+        self.store = store
+        self.progress = progress
+        self.rebuild = rebuild
+        self.written: list[str] = []
+
+    def run(self, pdfs: list[Path], catalog: dict[str, CatalogEntry], check_lock: Callable[[], None]) -> IngestReport:
+        store, settings = self.store, self.settings
+        store.drop_legacy_collections()
+        active = store.active()
+        if active is not None and store.missing_chunks(active):
+            logger.warning("the live index is incomplete (its chunks are missing): re-ingesting everything")
+            active = None
+        store.collect_garbage(active, settings.retire_grace)
+        pipeline = pipeline_fingerprint(settings)
+        reusable = (active is not None and not self.rebuild
+                    and all(active.pipeline.get(k) == v for k, v in pipeline.items()))
+        previous_docs = active.documents if active else {}
+        plans, report = _plan(pdfs, catalog, settings.corpus_dir, previous_docs if reusable else {}, previous_docs)
+        to_process = [p for p in plans if p.status in ("added", "updated")]
+        present = {p.doc_id for p in plans}
+        removed = [d for d in previous_docs if d not in present]
+        metadata_changed = any(_meta_differs(p) for p in plans if p.status == "unchanged")
+        self.progress.planned(len(plans), len(to_process))
+        if active is not None and not to_process and not removed and not metadata_changed:
+            report.results += [_result(p, reusable) for p in plans]
+            report.snapshot = active.snapshot
+            return report
+        try:
+            documents, dims = self._process(plans, to_process, reusable)
+            report.results += [_result(p, reusable) for p in plans]
+            report.results += [DocumentResult(d, previous_docs[d].get("file", ""), "removed") for d in removed]
+            now = time.time()
+            old_live = active.live_versions if active else set()
+            new_live = {entry["version"] for entry in documents.values()}
+            retired = tuple(active.retired if active else ()) + tuple((v, now) for v in sorted(old_live - new_live))
+            manifest = Manifest(new_id("s"), documents,
+                                {**pipeline, "dims": dims or (active.dims if active else 0)}, now, retired)
+            check_lock()
+            store.activate(manifest)
+        except BaseException:
+            self._discard_written()
+            raise
+        report.snapshot, report.switched = manifest.snapshot, True
+        store.collect_garbage(manifest, settings.retire_grace)
         return report
 
-    generation = store.new_generation()
-    try:
+    def _process(self, plans: list[_Planned], to_process: list[_Planned],
+                 reusable: bool) -> tuple[dict[str, dict[str, Any]], int]:
+        """Read and embed the changed documents; the manifest entries of every document that stays."""
         documents: dict[str, dict[str, Any]] = {}
-        if kept or unreadable_kept:
-            _copy_documents(store, active.name, generation, kept + unreadable_kept)
-            documents.update({p.doc_id: {**p.previous, **_manifest_meta(p)} for p in kept})
-            documents.update({p.doc_id: p.previous for p in unreadable_kept})
-        model = load_embeddings(settings.embedding_model, settings.embed_batch_size) if to_process else None
+        for plan in plans:
+            if plan.status == "unchanged":
+                documents[plan.doc_id] = {**plan.previous, **_manifest_meta(plan)}
+            elif plan.status == "failed" and plan.previous and reusable:
+                documents[plan.doc_id] = plan.previous
+        model = load_embeddings(self.settings.embedding_model, self.settings.embed_batch_size) if to_process else None
+        dims = embedding_dims(model) if model is not None else 0
+        limits = SandboxLimits.from_settings(self.settings)
         pending: list[_Planned] = []
         for n, plan in enumerate(to_process):
-            progress.processing(plan.path.name)
+            name = plan.path.name
+            self.progress.processing(name)
             try:
-                _extract(plan, settings)
+                _extract(plan, self.settings, limits, lambda done, total, name=name: self.progress.page(name, done,
+                                                                                                         total))
             except DocumentError as error:
                 plan.status, plan.reason = "failed", str(error)
                 if plan.previous and reusable:
-                    _copy_documents(store, active.name, generation, [plan])
                     documents[plan.doc_id] = plan.previous
-                progress.processed(plan.path.name, 0)
+                self.progress.processed(name, 0)
             else:
                 pending.append(plan)
             last = n == len(to_process) - 1
             if pending and (last or sum(_sentence_count(p) for p in pending) >= EMBED_WINDOW):
-                _write_documents(store, model, generation, pending)
+                self.written += [p.version for p in pending]
+                _write_documents(self.store, model, pending)
                 for written in pending:
-                    documents[written.doc_id] = {**_manifest_meta(written), "pages": written.pages,
-                                                 "chunks": len(written.chunks)}
-                    progress.processed(written.path.name, len(written.chunks))
+                    documents[written.doc_id] = {**_manifest_meta(written), "version": written.version,
+                                                 "pages": written.pages, "chunks": len(written.chunks),
+                                                 "ingested_at": time.time()}
+                    self.progress.processed(written.path.name, len(written.chunks))
                 pending = []
-        report.results += [_result(p, reusable) for p in plans]
-        report.results += [DocumentResult(d, previous_docs[d].get("file", ""), "removed") for d in removed]
-        changed = any(p.status in ("added", "updated") for p in plans) or removed or metadata_changed
-        if changed or active is None:
-            store.activate(Generation(generation, documents, pipeline))
-            report.generation, report.switched = generation, True
-        else:
-            store.drop_generation(generation)
-            report.generation = active.name
-    except BaseException:
-        store.drop_generation(generation)
-        raise
-    report.seconds = clock() - started
-    return report
+        return documents, dims
+
+    def _discard_written(self) -> None:
+        """Delete what this run wrote before it failed (best effort: the next run's clean-up is the backstop)."""
+        if not self.written:
+            return
+        try:
+            self.store.chunks().delete(where={"version": {"$in": self.written}})
+        except Exception as error:  # the store may be what failed; the next ingest removes the orphans
+            logger.warning("could not delete this run's partial chunks (the next ingest will): %s", error)
 
 
 def _plan(pdfs, catalog, corpus, reusable_docs, previous_docs):
@@ -259,6 +313,7 @@ def _plan(pdfs, catalog, corpus, reusable_docs, previous_docs):
                 plan.meta["title"] = previous.get("title", plan.meta["title"])
         else:
             plan.status = "updated" if previous_docs.get(doc_id) else "added"
+            plan.version = sha[:6] + secrets.token_hex(3)
         plans.append(plan)
     return plans, report
 
@@ -292,41 +347,28 @@ def _result(plan: _Planned, reusable: bool) -> DocumentResult:
     return DocumentResult(plan.doc_id, file, plan.status, chunks=chunks, pages=pages, warning=plan.warning)
 
 
-def _extract(plan: _Planned, settings: Settings) -> None:
-    extracted = read_pdf(plan.path)
+def _extract(plan: _Planned, settings: Settings, limits: SandboxLimits,
+             on_page: Callable[[int, int], None]) -> None:
+    extracted = extract_isolated(plan.path, limits, on_page)
     if not plan.meta["catalogued"] and extracted.info_title:
         plan.meta["title"] = extracted.info_title
     plan.pages = extracted.page_count
-    plan.chunks = chunk_blocks(extracted.blocks, plan.doc_id, plan.sha256, settings.chunk_size,
+    plan.chunks = chunk_blocks(extracted.blocks, plan.doc_id, plan.version, settings.chunk_size,
                                settings.chunk_overlap)
     if not plan.chunks:
         raise DocumentError("no text to index after extraction")
 
 
-def chunk_metadata(chunk: Chunk, meta: dict[str, Any], sha256: str, sentence_vectors: np.ndarray) -> dict[str, Any]:
-    return {
-        "doc_id": chunk.doc_id, "chunk_id": chunk.chunk_id, "index": chunk.index, "page": chunk.page,
-        "page_end": chunk.page_end, "section": chunk.section, "sha256": sha256, "title": meta["title"],
-        "publisher": meta["publisher"], "edition": meta["edition"], "kind": meta["kind"],
-        "sentences": json.dumps([[s.text, s.page, s.kind] for s in chunk.sentences], ensure_ascii=False),
-        "sentence_vectors": encode_vectors(sentence_vectors),
-    }
-
-
-def encode_vectors(vectors: np.ndarray) -> str:
-    """Unit vectors as base64 float16: they ride in their chunk's metadata."""
-    return base64.b64encode(np.asarray(vectors, dtype=np.float16).tobytes()).decode("ascii")
-
-
-def decode_vectors(text: str, dims: int = 384) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype=np.float16).astype(np.float32).reshape(-1, dims)
+def chunk_record(chunk: Chunk, version: str) -> ChunkRecord:
+    return ChunkRecord(chunk.chunk_id, chunk.doc_id, version, chunk.index, chunk.text, chunk.page, chunk.page_end,
+                       chunk.section, tuple(SentenceRow(s.text, s.page, s.kind) for s in chunk.sentences))
 
 
 def _sentence_count(plan: _Planned) -> int:
     return sum(len(chunk.sentences) for chunk in plan.chunks)
 
 
-def _write_documents(store: IndexStore, model: Any, generation: str, plans: list[_Planned]) -> None:
+def _write_documents(store: IndexStore, model: Any, plans: list[_Planned]) -> None:
     """Embed the documents' sentences (each distinct text once) and headings in one pass, derive the chunk
     vectors, and write the chunks with their sentences."""
     headings = {p.doc_id: [heading_text(p.meta["title"], chunk) for chunk in p.chunks] for p in plans}
@@ -343,25 +385,7 @@ def _write_documents(store: IndexStore, model: Any, generation: str, plans: list
         bounds = np.cumsum([0] + [len(c.sentences) for c in plan.chunks])
         ids += [c.chunk_id for c in plan.chunks]
         documents += [c.text for c in plan.chunks]
-        metadatas += [chunk_metadata(c, plan.meta, plan.sha256, sentence_vectors[bounds[n]:bounds[n + 1]])
+        metadatas += [chunk_record(c, plan.version).metadata(sentence_vectors[bounds[n]:bounds[n + 1]])
                       for n, c in enumerate(plan.chunks)]
         vectors.append(chunk_vectors(plan.chunks, plan.meta["title"], sentence_vectors, owners, heading_vectors))
-    store.add(store.collection(generation), ids, documents, metadatas, np.concatenate(vectors))
-
-
-def _copy_documents(store: IndexStore, source: str, target: str, plans: list[_Planned]) -> None:
-    """Carry unchanged documents into the new generation without re-embedding; refresh catalog fields."""
-    meta_by_doc = {p.doc_id: p.meta for p in plans if p.status == "unchanged"}
-    ids, documents, metadatas, vectors = [], [], [], []
-    for record_id, document, metadata, vector in store.records(
-            store.collection(source), where={"doc_id": {"$in": [p.doc_id for p in plans]}},
-            include_embeddings=True):
-        meta = meta_by_doc.get(metadata["doc_id"])
-        if meta:
-            metadata = {**metadata, **{k: meta[k] for k in ("title", "publisher", "edition", "kind")}}
-        ids.append(record_id)
-        documents.append(document)
-        metadatas.append(metadata)
-        vectors.append(vector)
-    if ids:
-        store.add(store.collection(target), ids, documents, metadatas, np.asarray(vectors, dtype=np.float32))
+    store.add(ids, documents, metadatas, np.concatenate(vectors))

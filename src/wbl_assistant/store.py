@@ -1,24 +1,40 @@
 """The index in Chroma, embedded (PersistentClient) or on a server (HttpClient), by the same code.
 
-An index is a *generation*: one collection of chunks, written once and never modified. Each chunk record
-carries its sentences and their vectors (the units the answerer quotes) in its metadata.
-A pointer record in the `<prefix>_meta` collection names the active generation and holds its manifest
-(one entry per document: file hash, catalog metadata, chunk count). Ingestion writes a new generation
-beside the active one and switches the pointer in a single write, so a reader always sees one complete
-index, and an ingest that dies midway leaves only an orphan generation that the next run deletes.
+Under one collection prefix P, the index is two collections:
+
+- `P_chunks`: the chunk records of every ingested *document version*. A version is written once and never
+  modified; its records carry the chunk text, its place (page, section) and its sentences with their vectors
+  (the units the answerer quotes). Catalog fields (title, edition, ...) are not in the records: they live in
+  the manifest, so a catalog edit changes no record.
+- `P_meta`: the pointer record (the *manifest*: which version of each document is live, with its catalog
+  fields, file hash and counts) and, in server mode, the writers' lease.
+
+An ingest adds the versions of changed documents beside the live ones and switches the pointer in one
+write, so a reader always sees one complete index and an update costs O(changed documents). Versions that
+are no longer live are deleted a grace period later, so a question in flight keeps its chunks; versions of
+an ingest that died midway are orphans that the next ingest deletes. One writer at a time: a file lock in
+the data dir (embedded), or a lease record with an expiry in `P_meta` (server).
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import fcntl
 import json
 import logging
+import os
 import secrets
+import socket
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import chromadb
+import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import NotFoundError
 
@@ -27,29 +43,21 @@ from .embeddings import ChromaEmbeddings
 
 logger = logging.getLogger(__name__)
 
+#: Bump when what a record holds changes: every document is then re-ingested.
+RECORD_FORMAT = 5
 POINTER_ID = "active"
+LEASE_ID = "writer-lease"
+#: The meta collection's records need a vector; they all get this one.
+META_VECTOR = [1.0, 0.0]
+LEASE_SECONDS = 60.0
 
 
 class StoreError(RuntimeError):
     """Chroma cannot be reached or the index is not usable; the message says what to do."""
 
 
-@dataclass
-class Generation:
-    name: str
-    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
-    pipeline: dict[str, Any] = field(default_factory=dict)
-    created: float = 0.0
-
-    def to_json(self) -> str:
-        return json.dumps({"generation": self.name, "documents": self.documents, "pipeline": self.pipeline,
-                           "created": self.created}, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> Generation:
-        data = json.loads(text)
-        return cls(data["generation"], data.get("documents", {}), data.get("pipeline", {}),
-                   data.get("created", 0.0))
+class WriterBusyError(StoreError):
+    """Another ingest holds the index's writer lock."""
 
 
 def connect(settings: Settings) -> chromadb.ClientAPI:
@@ -69,91 +77,237 @@ def connect(settings: Settings) -> chromadb.ClientAPI:
     return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
 
 
+# -- the record format ------------------------------------------------------------------------------------
+
+
+def encode_vectors(vectors: np.ndarray) -> str:
+    """Unit vectors as base64 float16: they ride in their chunk's metadata."""
+    return base64.b64encode(np.asarray(vectors, dtype=np.float16).tobytes()).decode("ascii")
+
+
+def decode_vectors(text: str, dims: int) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=np.float16).astype(np.float32).reshape(-1, dims)
+
+
+@dataclass(frozen=True)
+class SentenceRow:
+    """A quotable unit of a chunk: a prose sentence, a list item or a table row, with its page."""
+
+    text: str
+    page: int
+    unit: str
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """One chunk as stored: what the writer puts in Chroma and the reader gets back."""
+
+    chunk_id: str
+    doc_id: str
+    version: str
+    index: int
+    text: str
+    page: int
+    page_end: int
+    section: str
+    sentences: tuple[SentenceRow, ...]
+
+    def metadata(self, sentence_vectors: np.ndarray) -> dict[str, Any]:
+        return {
+            "doc_id": self.doc_id, "version": self.version, "index": self.index, "page": self.page,
+            "page_end": self.page_end, "section": self.section,
+            "sentences": json.dumps([[s.text, s.page, s.unit] for s in self.sentences], ensure_ascii=False),
+            "sentence_vectors": encode_vectors(sentence_vectors),
+        }
+
+    @classmethod
+    def from_chroma(cls, chunk_id: str, text: str, metadata: dict[str, Any]) -> ChunkRecord:
+        rows = tuple(SentenceRow(t, int(p), u) for t, p, u in json.loads(metadata.get("sentences", "[]")))
+        return cls(chunk_id, metadata["doc_id"], metadata["version"], int(metadata["index"]), text,
+                   int(metadata["page"]), int(metadata["page_end"]), metadata.get("section", ""), rows)
+
+
+def sentence_vectors_of(metadata: dict[str, Any], dims: int) -> np.ndarray:
+    encoded = metadata.get("sentence_vectors", "")
+    return decode_vectors(encoded, dims) if encoded else np.zeros((0, dims), dtype=np.float32)
+
+
+# -- the manifest -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The pointer record: one index state. `documents` maps doc_id to its live version and catalog fields."""
+
+    snapshot: str
+    documents: dict[str, dict[str, Any]]
+    pipeline: dict[str, Any]
+    created: float = 0.0
+    retired: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def live_versions(self) -> set[str]:
+        return {entry["version"] for entry in self.documents.values()}
+
+    @property
+    def dims(self) -> int:
+        return int(self.pipeline.get("dims", 0))
+
+    def to_json(self) -> str:
+        return json.dumps({"format": RECORD_FORMAT, "snapshot": self.snapshot, "documents": self.documents,
+                           "pipeline": self.pipeline, "created": self.created,
+                           "retired": [list(r) for r in self.retired]}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest | None:
+        """The manifest, or None for a pointer of another record format (an older install)."""
+        data = json.loads(text)
+        if data.get("format") != RECORD_FORMAT:
+            return None
+        return cls(data["snapshot"], data["documents"], data["pipeline"], data.get("created", 0.0),
+                   tuple((v, float(t)) for v, t in data.get("retired", [])))
+
+
+def new_id(prefix: str) -> str:
+    """A sortable unique id: UTC time and random hex."""
+    return prefix + time.strftime("%Y%m%dt%H%M%S", time.gmtime()) + secrets.token_hex(3)
+
+
+# -- the store --------------------------------------------------------------------------------------------
+
+
 class IndexStore:
-    """Generations of the index in one Chroma database, under one collection prefix."""
+    """The chunk and meta collections of one index (one collection prefix) in one Chroma database."""
 
     def __init__(self, settings: Settings, client: chromadb.ClientAPI | None = None) -> None:
         self.settings = settings
         self.prefix = settings.collection_prefix
         self.client = client or connect(settings)
         self.embedding_function = ChromaEmbeddings(settings.embedding_model, settings.embed_batch_size)
+        self._chunks = None
+        self._meta = None
 
-    def _meta(self):
-        return self.client.get_or_create_collection(
-            f"{self.prefix}_meta", embedding_function=self.embedding_function,
-            configuration={"hnsw": {"space": "cosine"}},
-        )
+    @property
+    def chunks_name(self) -> str:
+        return f"{self.prefix}_chunks"
 
-    def collection_name(self, generation: str) -> str:
-        return f"{self.prefix}_{generation}_chunks"
+    @property
+    def meta_name(self) -> str:
+        return f"{self.prefix}_meta"
 
-    def active(self) -> Generation | None:
-        """The generation readers should use, or None when nothing was ingested yet."""
+    def chunks(self, create: bool = True):
+        """The chunk collection (created on first use by a writer; a reader gets NotFoundError if absent)."""
+        if self._chunks is None:
+            if create:
+                self._chunks = self.client.get_or_create_collection(
+                    self.chunks_name, embedding_function=self.embedding_function,
+                    configuration={"hnsw": {"space": "cosine"}})
+            else:
+                self._chunks = self.client.get_collection(self.chunks_name,
+                                                          embedding_function=self.embedding_function)
+        return self._chunks
+
+    def meta(self):
+        if self._meta is None:
+            self._meta = self.client.get_or_create_collection(
+                self.meta_name, embedding_function=self.embedding_function,
+                configuration={"hnsw": {"space": "cosine"}})
+        return self._meta
+
+    def forget_collections(self) -> None:
+        """Drop cached collection handles (after the collections were deleted or recreated elsewhere)."""
+        self._chunks = self._meta = None
+
+    def active(self) -> Manifest | None:
+        """The live index state, or None when nothing (usable) was ingested yet."""
         try:
-            found = self._meta().get(ids=[POINTER_ID], include=["documents"])
+            found = self.meta().get(ids=[POINTER_ID], include=["documents"])
         except NotFoundError:
+            self.forget_collections()
             return None
         if not found["ids"]:
             return None
-        return Generation.from_json(found["documents"][0])
+        return Manifest.from_json(found["documents"][0])
 
-    def new_generation(self) -> str:
-        name = time.strftime("g%Y%m%dt%H%M%S", time.gmtime()) + secrets.token_hex(3)
-        self.client.create_collection(self.collection_name(name), embedding_function=self.embedding_function,
-                                      configuration={"hnsw": {"space": "cosine"}})
-        return name
-
-    def collection(self, generation: str):
-        return self.client.get_collection(self.collection_name(generation),
-                                          embedding_function=self.embedding_function)
-
-    def activate(self, generation: Generation) -> None:
-        """Point readers at `generation` in one write; the previous one is then dropped."""
-        generation.created = generation.created or time.time()
-        self._meta().upsert(ids=[POINTER_ID], documents=[generation.to_json()], embeddings=[[1.0, 0.0]])
-        self.drop_inactive()
-
-    def drop_generation(self, name: str) -> None:
+    def active_snapshot_id(self) -> str | None:
+        """The live snapshot's id alone: a cheap check whether a reader is current."""
         try:
-            self.client.delete_collection(self.collection_name(name))
-        except (NotFoundError, ValueError):
-            return
+            found = self.meta().get(ids=[POINTER_ID], include=["metadatas"])
+        except NotFoundError:
+            self.forget_collections()
+            return None
+        if not found["ids"]:
+            return None
+        return (found["metadatas"][0] or {}).get("snapshot")
 
-    def drop_inactive(self) -> list[str]:
-        """Delete generations other than the active one: leftovers of an interrupted ingest."""
-        active = self.active()
-        keep = {self.collection_name(active.name)} if active else set()
-        dropped = []
-        for name in self._collection_names():
-            if name.startswith(f"{self.prefix}_g") and name not in keep:
-                try:
-                    self.client.delete_collection(name)
-                    dropped.append(name)
-                except (NotFoundError, ValueError):
-                    continue
-        return dropped
+    def activate(self, manifest: Manifest) -> None:
+        """Point readers at `manifest` in one write."""
+        self.meta().upsert(ids=[POINTER_ID], documents=[manifest.to_json()], embeddings=[META_VECTOR],
+                           metadatas=[{"snapshot": manifest.snapshot, "format": RECORD_FORMAT}])
 
-    def _collection_names(self) -> list[str]:
-        names = []
-        for item in self.client.list_collections():
-            names.append(item if isinstance(item, str) else item.name)
-        return names
+    def missing_chunks(self, manifest: Manifest) -> bool:
+        """Whether the live versions' chunks are not all there (the chunk collection was deleted or damaged)."""
+        expected = sum(int(d.get("chunks", 0)) for d in manifest.documents.values())
+        try:
+            present = self.chunks(create=False).count()
+        except NotFoundError:
+            self.forget_collections()
+            return expected > 0
+        return present < expected
 
-    def add(self, collection, ids: list[str], documents: list[str], metadatas: list[dict],
-            embeddings: Any) -> None:
+    def add(self, ids: list[str], documents: list[str], metadatas: list[dict], embeddings: Any) -> None:
+        chunks = self.chunks()
         step = max(1, min(self.client.get_max_batch_size(), 2000))
         for start in range(0, len(ids), step):
             end = start + step
-            collection.add(ids=ids[start:end], documents=documents[start:end], metadatas=metadatas[start:end],
-                           embeddings=embeddings[start:end])
+            chunks.add(ids=ids[start:end], documents=documents[start:end], metadatas=metadatas[start:end],
+                       embeddings=embeddings[start:end])
 
-    def records(self, collection, where: dict | None = None, include_embeddings: bool = False,
+    def collect_garbage(self, manifest: Manifest | None, grace_seconds: float) -> int:
+        """Delete chunks of versions that are neither live nor retired less than `grace_seconds` ago.
+
+        Only the writer calls this (it holds the lock), so no version being written can be an orphan."""
+        keep = set(manifest.live_versions) if manifest else set()
+        if manifest:
+            now = time.time()
+            keep |= {version for version, at in manifest.retired if now - at < grace_seconds}
+        try:
+            chunks = self.chunks(create=False)
+        except NotFoundError:
+            self.forget_collections()
+            return 0
+        before = chunks.count()
+        if keep:
+            chunks.delete(where={"version": {"$nin": sorted(keep)}})
+        elif before:
+            chunks.delete(where={"version": {"$ne": ""}})
+        removed = before - chunks.count()
+        if removed:
+            logger.info("deleted %d chunks of retired or orphaned versions", removed)
+        return removed
+
+    def drop_legacy_collections(self) -> list[str]:
+        """Delete this prefix's collections from older record formats (one collection per generation)."""
+        import re
+
+        pattern = re.compile(rf"^{re.escape(self.prefix)}_g\d{{8}}t\d{{6}}[0-9a-f]{{6}}_chunks$")
+        dropped = []
+        for item in self.client.list_collections():
+            name = item if isinstance(item, str) else item.name
+            if pattern.match(name):
+                with contextlib.suppress(NotFoundError, ValueError):
+                    self.client.delete_collection(name)
+                    dropped.append(name)
+        return dropped
+
+    def records(self, where: dict | None = None, include_embeddings: bool = False,
                 page_size: int = 2000) -> Iterator[tuple[str, str, dict, Any]]:
-        """Every record of a collection (or those matching `where`), read page by page."""
+        """Every chunk record (or those matching `where`), read page by page."""
         include = ["documents", "metadatas"] + (["embeddings"] if include_embeddings else [])
+        chunks = self.chunks(create=False)
         offset = 0
         while True:
-            batch = collection.get(where=where, include=include, limit=page_size, offset=offset)
+            batch = chunks.get(where=where, include=include, limit=page_size, offset=offset)
             ids = batch["ids"]
             if not ids:
                 return
@@ -164,3 +318,145 @@ class IndexStore:
             if len(ids) < page_size:
                 return
             offset += page_size
+
+    def writer_lock(self, wait_seconds: float) -> WriterLock:
+        if self.settings.uses_server:
+            return LeaseLock(self, wait_seconds)
+        return FileLock(self.settings.data_dir / "ingest.lock", wait_seconds)
+
+
+# -- one writer at a time ---------------------------------------------------------------------------------
+
+
+def _holder() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(), "token": secrets.token_hex(8)}
+
+
+def busy_message(holder: dict[str, Any]) -> str:
+    since = time.strftime("%H:%M", time.localtime(float(holder.get("since", time.time()))))
+    where = f" on {holder['host']}" if holder.get("host") and holder["host"] != socket.gethostname() else ""
+    return f"another ingest has been running since {since} (pid {holder.get('pid', '?')}{where}); try again later"
+
+
+class WriterLock:
+    """Held by an ingest from start to finish. `check()` raises when the lock was lost (a lease expired)."""
+
+    def __enter__(self) -> WriterLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.release()
+
+    def acquire(self) -> None: ...
+
+    def release(self) -> None: ...
+
+    def check(self) -> None: ...
+
+
+class FileLock(WriterLock):
+    """An advisory lock on a file in the data dir: released by the OS when the process dies (kill -9 too)."""
+
+    def __init__(self, path: Path, wait_seconds: float) -> None:
+        self.path = path
+        self.wait_seconds = wait_seconds
+        self._handle = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+", encoding="utf-8")
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    try:
+                        holder = json.loads(handle.read() or "{}")
+                    except json.JSONDecodeError:
+                        holder = {}
+                    handle.close()
+                    raise WriterBusyError(busy_message(holder)) from None
+                time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(_holder()))
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+class LeaseLock(WriterLock):
+    """A lease record in the meta collection, for writers on several machines sharing one Chroma server.
+
+    Taken by adding a record with a fixed id (Chroma keeps the first of two adds), renewed by a heartbeat,
+    taken over only when expired (a conditional delete on the expired holder's token)."""
+
+    def __init__(self, store: IndexStore, wait_seconds: float, lease_seconds: float = LEASE_SECONDS) -> None:
+        self.store = store
+        self.wait_seconds = wait_seconds
+        self.lease_seconds = lease_seconds
+        self.holder = _holder()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lost = False
+
+    def _current(self) -> dict[str, Any] | None:
+        found = self.store.meta().get(ids=[LEASE_ID], include=["documents"])
+        return json.loads(found["documents"][0]) if found["ids"] else None
+
+    def _write(self, method: str) -> None:
+        record = {**self.holder, "expires": time.time() + self.lease_seconds}
+        getattr(self.store.meta(), method)(ids=[LEASE_ID], documents=[json.dumps(record)],
+                                           embeddings=[META_VECTOR], metadatas=[{"token": self.holder["token"]}])
+
+    def acquire(self) -> None:
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            current = self._current()
+            if current is not None and current.get("token") == self.holder["token"]:
+                break
+            if current is not None and float(current.get("expires", 0)) < time.time():
+                self.store.meta().delete(ids=[LEASE_ID], where={"token": current.get("token", "")})
+                continue
+            if current is None:
+                self._write("add")
+                continue
+            if time.monotonic() >= deadline:
+                raise WriterBusyError(busy_message(current))
+            time.sleep(0.5)
+        self._thread = threading.Thread(target=self._renew, name="ingest-lease", daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 4):
+            try:
+                current = self._current()
+                if current is None or current.get("token") != self.holder["token"]:
+                    self._lost = True
+                    return
+                self._write("upsert")
+            except Exception as error:  # a passing server error: the next beat retries; expiry is the backstop
+                logger.warning("could not renew the ingest lease: %s", error)
+
+    def check(self) -> None:
+        current = self._current()
+        if self._lost or current is None or current.get("token") != self.holder["token"]:
+            raise WriterBusyError("this ingest lost its writer lease (it stalled past the lease); nothing was "
+                                  "switched: run it again")
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with contextlib.suppress(Exception):
+            self.store.meta().delete(ids=[LEASE_ID], where={"token": self.holder["token"]})
+

@@ -28,7 +28,7 @@ def test_every_sentence_is_cited_and_quoted_from_its_chunk(assistant):
     assert not answer.abstained
     pieces = re.split(r"(?<=\])\s+(?!\[)", answer.answer)
     numbers = {c.n for c in answer.citations}
-    chunk_text = {c.n: assistant.reader.texts[assistant.reader.index_of[c.chunk_id]] for c in answer.citations}
+    chunk_text = {c.n: assistant.reader.snapshot().chunk_text(c.chunk_id) for c in answer.citations}
     for piece in pieces:
         markers = [int(n) for n in re.findall(r"\[(\d+)\]", piece)]
         assert markers and set(markers) <= numbers, piece

@@ -21,10 +21,11 @@ THREE = ["imbi-final-projects", "equity-recruitment-rubric", "wbl-quality-criter
 
 
 def index_records(settings):
+    """The live manifest and the chunk records of its live versions."""
     store = IndexStore(settings)
-    active = store.active()
-    records = list(store.records(store.collection(active.name)))
-    return active, {r[0]: r[2] for r in records}
+    manifest = store.active()
+    live = manifest.live_versions
+    return manifest, {r[0]: r[2] for r in store.records() if r[2]["version"] in live}
 
 
 def chunk_ids_of(records, doc_id):
@@ -35,20 +36,22 @@ def test_cold_ingest_writes_chunks_with_full_metadata_then_skips_unchanged(setti
     copy_sample(settings, THREE)
     first = ingest(settings)
     assert {r.doc_id: r.status for r in first.results} == dict.fromkeys(THREE, "added")
-    _, records = index_records(settings)
+    manifest, records = index_records(settings)
     assert len(records) == first.chunks > 0
-    meta = next(m for m in records.values() if m["doc_id"] == "equity-recruitment-rubric")
-    assert meta["title"] == "Rubric for Equity-Centered Recruitment"
-    assert meta["publisher"] == "EdSystems" and meta["edition"] == "undated" and meta["kind"] == "rubric"
+    entry = manifest.documents["equity-recruitment-rubric"]
+    assert entry["title"] == "Rubric for Equity-Centered Recruitment"
+    assert entry["publisher"] == "EdSystems" and entry["edition"] == "undated" and entry["kind"] == "rubric"
+    assert len(entry["sha256"]) == 64 and entry["chunks"] > 0 and entry["pages"] >= 1
+    chunk_id, meta = next((cid, m) for cid, m in records.items() if m["doc_id"] == "equity-recruitment-rubric")
     assert 1 <= meta["page"] <= meta["page_end"] and meta["section"]
-    assert len(meta["sha256"]) == 64 and meta["chunk_id"].startswith("equity-recruitment-rubric:")
+    assert meta["version"] == entry["version"] and chunk_id.startswith("equity-recruitment-rubric:")
     sentences = json.loads(meta["sentences"])
     assert sentences and all(isinstance(text, str) and page >= 1 for text, page, _ in sentences)
     assert len(meta["sentence_vectors"]) > 100
 
     second = ingest(settings)
     assert {r.status for r in second.results} == {"unchanged"}
-    assert not second.switched and second.generation == first.generation
+    assert not second.switched and second.snapshot == first.snapshot
 
 
 def test_changed_document_is_replaced_and_removed_one_is_gone(settings, make_pdf):
@@ -71,8 +74,7 @@ def test_changed_document_is_replaced_and_removed_one_is_gone(settings, make_pdf
     new_ids = chunk_ids_of(after, "imbi-final-projects")
     assert new_ids and not new_ids & chunk_ids_of(before, "imbi-final-projects")
     assert chunk_ids_of(after, "equity-recruitment-rubric") == chunk_ids_of(before, "equity-recruitment-rubric")
-    assert any("every week" in IndexStore(settings).collection(report.generation).get(ids=[i])["documents"][0]
-               for i in new_ids)
+    assert any("every week" in IndexStore(settings).chunks().get(ids=[i])["documents"][0] for i in new_ids)
 
 
 def test_catalog_change_refreshes_metadata_without_new_chunks(settings):
@@ -83,9 +85,9 @@ def test_catalog_change_refreshes_metadata_without_new_chunks(settings):
                                                                                'edition = "2025"'))
     report = ingest(settings)
     assert report.switched
-    _, after = index_records(settings)
+    manifest, after = index_records(settings)
     assert set(after) == set(before)
-    assert {m["edition"] for m in after.values() if m["doc_id"] == "equity-recruitment-rubric"} == {"2025"}
+    assert manifest.documents["equity-recruitment-rubric"]["edition"] == "2025"
 
 
 def test_uncatalogued_pdf_is_ingested_with_a_warning(settings, make_pdf):
@@ -94,8 +96,8 @@ def test_uncatalogued_pdf_is_ingested_with_a_warning(settings, make_pdf):
     report = ingest(settings)
     [result] = report.results
     assert result.status == "added" and "no catalog entry" in result.warning
-    _, records = index_records(settings)
-    assert {m["title"] for m in records.values()} == {"District Internship Handbook"}
+    manifest, _ = index_records(settings)
+    assert {d["title"] for d in manifest.documents.values()} == {"District Internship Handbook"}
 
 
 def write_bad_files(corpus: Path, make_pdf) -> None:
@@ -159,11 +161,12 @@ def test_a_broken_new_edition_keeps_the_previous_version(settings):
 def test_rebuild_reembeds_everything(settings):
     copy_sample(settings, THREE[:2])
     first = ingest(settings)
+    _, before = index_records(settings)
     second = ingest(settings, rebuild=True)
     assert {r.status for r in second.results} == {"updated"}
-    assert second.generation != first.generation
+    assert second.snapshot != first.snapshot
     _, records = index_records(settings)
-    assert len(records) == first.chunks
+    assert len(records) == first.chunks and not set(records) & set(before)
 
 
 def test_no_corpus_or_empty_corpus_is_a_clear_error(settings):
@@ -191,10 +194,8 @@ def test_an_exception_midway_leaves_the_previous_index_serving(settings, make_pd
     with pytest.raises(RuntimeError, match="disk full"):
         ingest(settings)
     active, after = index_records(settings)
-    assert active.name == first.generation and after == before
-    store = IndexStore(settings)
-    assert sorted(store._collection_names()) == sorted(
-        [store.collection_name(first.generation), "wbl_meta"])
+    assert active.snapshot == first.snapshot and after == before
+    assert IndexStore(settings).chunks().count() == len(before), "the failed run's chunks are left behind"
 
 
 KILL_SCRIPT = textwrap.dedent("""
@@ -229,14 +230,13 @@ def test_kill_9_midway_leaves_the_previous_index_and_the_next_run_repairs(settin
     child.wait()
 
     active, after = index_records(settings)
-    assert active.name == first.generation and after == before
-    store = IndexStore(settings)
-    assert len(store._collection_names()) > 2, "the killed run should have left an orphan generation"
+    assert active.snapshot == first.snapshot and after == before
+    assert IndexStore(settings).chunks().count() > len(before), "the killed run should have left orphan chunks"
 
     report = ingest(settings)
     assert sorted(r.status for r in report.results) == ["added", "added", "unchanged"]
-    names = IndexStore(settings)._collection_names()
-    assert sorted(names) == sorted([store.collection_name(report.generation), "wbl_meta"])
+    manifest, records = index_records(settings)
+    assert IndexStore(settings).chunks().count() == len(records) == report.chunks
 
 
 @pytest.mark.server

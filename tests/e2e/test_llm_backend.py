@@ -20,7 +20,7 @@ import pytest
 from conftest import ROOT, free_port
 from wbl_assistant.assistant import Assistant
 from wbl_assistant.grounding import SUPPORT_THRESHOLD, sentence_support
-from wbl_assistant.llm import LLMBackend, make_backend
+from wbl_assistant.backends import LLMBackend, make_backend
 
 pytestmark = pytest.mark.llm
 
@@ -93,7 +93,7 @@ def test_the_guard_drops_what_the_sources_do_not_support(llm_assistant, answers)
     for answer in answers:
         assert answer.backend == "openai" and answer.guard["mode"] == "drop"
         retrieved = [c["chunk_id"] for c in answer.retrieved[: llm_assistant.settings.top_k]]
-        sources = [llm_assistant.reader.texts[llm_assistant.reader.index_of[cid]] for cid in retrieved]
+        sources = [llm_assistant.reader.snapshot().chunk_text(cid) for cid in retrieved]
         for entry in answer.guard["dropped_sentences"]:
             assert entry["sentence"] not in answer.answer
             cited = [sources[n - 1] for n in entry["markers"] if 1 <= n <= len(sources)]
@@ -105,7 +105,7 @@ def test_every_sentence_shown_is_cited_and_supported(llm_assistant, answers):
     for answer in answers:
         assert not answer.abstained and answer.citations
         assert answer.guard["kept"] + answer.guard["dropped"] >= 1 or answer.guard["fallback"]
-        texts = {c.n: reader.texts[reader.index_of[c.chunk_id]] for c in answer.citations}
+        texts = {c.n: reader.snapshot().chunk_text(c.chunk_id) for c in answer.citations}
         for piece in answer.answer.split("] "):
             sentence, _, number = piece.rstrip("]").rpartition(" [")
             assert sentence_support(sentence, texts[int(number)]) >= SUPPORT_THRESHOLD, piece

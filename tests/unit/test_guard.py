@@ -5,7 +5,7 @@ import numpy as np
 from wbl_assistant.answering import AnswerContext, Evidence
 from wbl_assistant.config import Settings
 from wbl_assistant.grounding import split_cited
-from wbl_assistant.llm import CitationGuard, LLMBackend
+from wbl_assistant.backends import CitationGuard, LLMBackend
 from wbl_assistant.retrieval import Retrieval, RetrievedChunk, SentenceRecord
 
 A = {"doc_id": "doc-a", "title": "Model", "edition": "2024", "page": 3, "page_end": 3}
@@ -19,9 +19,9 @@ CHUNKS = [
 
 
 def context():
-    sentences = {c.chunk_id: [SentenceRecord(c.text, c.chunk_id, c.page, "sentence", 0, np.zeros(3))]
+    sentences = {c.chunk_id: (SentenceRecord(c.text, c.chunk_id, c.page, "sentence", 0, np.zeros(3)),)
                  for c in CHUNKS}
-    retrieval = Retrieval("q", np.zeros(3), CHUNKS, CHUNKS)
+    retrieval = Retrieval("q", np.zeros(3), CHUNKS, snapshot=None, ranking=CHUNKS)
     return AnswerContext("q", "q", [], retrieval, sentences, Evidence(0.8, 0.8, 1.0, 0.0))
 
 

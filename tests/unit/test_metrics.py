@@ -5,7 +5,7 @@ import math
 import pytest
 
 from wbl_assistant.evaluation import metrics as m
-from wbl_assistant.grounding import sentence_support, split_cited
+from wbl_assistant.grounding import markers_in, sentence_support, split_cited
 
 
 def test_hit_at_k():
@@ -67,9 +67,11 @@ def test_source_precision_and_recall():
     assert m.source_recall(["a"], []) == 1.0
 
 
-def test_cited_sentences():
-    assert m.cited_sentences("First claim. [1] Second claim. [1] [2]") == [("First claim.", [1]),
-                                                                          ("Second claim.", [1, 2])]
+def test_our_own_answers_parse_into_their_cited_sentences():
+    assert split_cited("First claim. [1] Second claim. [1] [2]") == [("First claim.", [1]),
+                                                                   ("Second claim.", [1, 2])]
+    assert split_cited("A list item without a stop [3] Another one [4]") == [
+        ("A list item without a stop", [3]), ("Another one", [4])]
 
 
 def test_sentence_support():
@@ -81,9 +83,15 @@ def test_sentence_support():
 
 
 def test_split_cited_handles_markers_before_and_after_the_stop():
-    text = "A CDE needs 60 hours [1]. It must be paid or for credit. [2] No marker here. Two sources [1][3]."
+    text = ("A CDE needs 60 hours [1]. It must be paid or for credit. [2] No marker here. Two sources [1][3]. "
+            "Grouped [2, 4].")
     assert split_cited(text) == [("A CDE needs 60 hours.", [1]), ("It must be paid or for credit.", [2]),
-                                 ("No marker here.", []), ("Two sources.", [1, 3])]
+                                 ("No marker here.", []), ("Two sources.", [1, 3]), ("Grouped.", [2, 4])]
+
+
+def test_markers_in_and_validity_of_grouped_markers():
+    assert markers_in("one [1] two [2, 3] [4]") == [1, 2, 3, 4]
+    assert m.citation_validity("Claim. [1, 5]", [1, 2]) == 0.5
 
 
 def test_citation_support():

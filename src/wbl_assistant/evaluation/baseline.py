@@ -57,17 +57,10 @@ def evaluate_naive(settings: Settings, items: list[EvalItem]) -> dict[str, Any]:
         start = time.perf_counter()
         documents = store.similarity_search(item.question, k=TOP_K)
         latencies.append((time.perf_counter() - start) * 1000)
-        docs = m.doc_relevance([d.metadata["doc_id"] for d in documents], item.gold_docs)
-        row = {f"doc_hit@{k}": m.hit_at_k(docs, k) for k in (1, 3, 5)}
-        row["doc_mrr"] = m.reciprocal_rank(docs)
-        row["doc_ndcg@10"] = m.ndcg_at_k(docs, 10, relevant_total=len(set(item.gold_docs)))
-        if item.gold_pages:
-            pages = [(d.metadata["doc_id"], int(d.metadata.get("page", 0)) + 1, int(d.metadata.get("page", 0)) + 1)
-                     for d in documents]
-            relevant = m.page_relevance(pages, item.gold_docs, item.gold_pages)
-            row.update({f"page_hit@{k}": m.hit_at_k(relevant, k) for k in (1, 3, 5)})
-            row["page_mrr"] = m.reciprocal_rank(relevant)
-        per_item.append(row)
+        docs = [d.metadata["doc_id"] for d in documents]
+        pages = [(d.metadata["doc_id"], int(d.metadata.get("page", 0)) + 1, int(d.metadata.get("page", 0)) + 1)
+                 for d in documents]
+        per_item.append(m.retrieval_metrics(docs, pages, item.gold_docs, item.gold_pages))
     keys = sorted({key for row in per_item for key in row})
     summary: dict[str, Any] = {key: m.mean(row[key] for row in per_item if key in row) for key in keys}
     summary["chunks"] = chunk_count

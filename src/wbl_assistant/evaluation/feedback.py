@@ -4,35 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 TODO = ("Draft from user feedback: decide whether the documents answer this (answerable), then fill "
         "gold_docs and key_facts (or set answerable to false and empty both), and delete _todo and _feedback.")
-
-
-class FeedbackError(ValueError):
-    """The feedback file cannot be read."""
-
-
-def read_feedback(path: Path) -> list[dict[str, Any]]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise FeedbackError(f"cannot read {path} ({error.strerror})") from None
-    except UnicodeDecodeError:
-        raise FeedbackError(f"{path} is not UTF-8 text") from None
-    entries = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            raise FeedbackError(f"{path}:{number}: not valid JSON") from None
-        if isinstance(entry, dict):
-            entries.append(entry)
-    return entries
 
 
 def draft_items(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

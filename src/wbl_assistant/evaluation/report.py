@@ -8,12 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from .runner import RETRIEVAL_DEPTHS, EvalRun, missed
-
-RETRIEVAL_KEYS = [f"doc_hit@{k}" for k in RETRIEVAL_DEPTHS] + ["doc_mrr", "doc_ndcg@10", "page_hit@1",
-                                                              "page_hit@5", "page_mrr"]
-ANSWER_KEYS = ["key_fact_recall", "all_facts", "citation_validity", "source_precision", "source_recall",
-               "citation_support", "refusal_rate", "false_refusal_rate", "crag"]
+from .metrics import ANSWER_KEYS, RETRIEVAL_KEYS, correct
 
 
 def fmt(value: Any) -> str:
@@ -33,13 +28,13 @@ def _rows_table(headers: list[str], rows: list[list[Any]]) -> tuple[str, str]:
     return "\n".join(md), f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _figures(run: EvalRun) -> dict[str, bytes]:
+def _figures(summary: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, bytes]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    summary, naive = run.summary, run.baseline or {}
+    naive = summary.get("naive") or {}
     figures: dict[str, bytes] = {}
 
     def save(name: str, figure) -> None:
@@ -70,7 +65,7 @@ def _figures(run: EvalRun) -> dict[str, bytes]:
     save("answers.png", figure)
 
     figure, axis = plt.subplots(figsize=(6, 3.2))
-    axis.hist([r["metrics"]["latency_ms"] for r in run.rows], bins=30, color="#555")
+    axis.hist([r["metrics"]["latency_ms"] for r in rows], bins=30, color="#555")
     axis.set_xlabel("ms per question (total)")
     axis.set_title("Latency")
     save("latency.png", figure)
@@ -85,10 +80,10 @@ def _figures(run: EvalRun) -> dict[str, bytes]:
     return figures
 
 
-def write_reports(run: EvalRun) -> list[Path]:
-    out = run.out_dir
-    summary, naive = run.summary, run.baseline or {}
-    figures = _figures(run)
+def write_reports(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> list[Path]:
+    """report.md and report.html (and the plots) of one eval run, in `out`."""
+    naive = summary.get("naive") or {}
+    figures = _figures(summary, rows)
     for name, data in figures.items():
         (out / name).write_bytes(data)
 
@@ -102,8 +97,8 @@ def write_reports(run: EvalRun) -> list[Path]:
     tags_md, tags_html = _rows_table(["tag", "items", "key-fact recall", "doc hit@5", "abstained", "crag"],
                                      tag_rows)
     miss_rows = []
-    for row in run.rows:
-        if not missed(row):
+    for row in rows:
+        if correct(row):
             continue
         expected = ("a refusal" if not row["answerable"] else
                     f"docs {', '.join(row.get('gold_docs', []))}; facts "

@@ -1,0 +1,73 @@
+"""The cited page as an image: rendered from the PDF in the corpus folder, the quoted passage highlighted.
+
+Any chat user can ask for a render, and a PDF can declare a page of any size, so the render is capped in
+pixels (`WBL_RENDER_MAX_PX` on the longest side) whatever the page's size.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+#: Scale of a normal page (points to pixels) when the cap does not bind: about 115 dpi.
+PAGE_SCALE = 1.6
+
+
+class PageError(ValueError):
+    """The page cannot be shown; the message says why."""
+
+
+def render_page(path: Path, page: int, quote: str, max_px: int) -> Image.Image:
+    """Page `page` (1-based) of the PDF at `path`, the lines of `quote` shaded, no side over `max_px`."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        raise PageError("the PDF is no longer in the corpus folder") from None
+    return _render(str(path), mtime, page, quote, max_px)
+
+
+@lru_cache(maxsize=64)
+def _render(path: str, mtime: float, page: int, quote: str, max_px: int) -> Image.Image:
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(path)
+    except pdfium.PdfiumError as error:
+        raise PageError(f"the PDF cannot be opened ({error})") from None
+    try:
+        if not 1 <= page <= len(pdf):
+            raise PageError(f"page {page} is not in this PDF")
+        pdf_page = pdf[page - 1]
+        width, height = pdf_page.get_size()
+        scale = min(PAGE_SCALE, max_px / max(width, height, 1.0))
+        image = pdf_page.render(scale=scale).to_pil().convert("RGB")
+        _highlight(pdf_page, image, quote, scale)
+        return image
+    finally:
+        pdf.close()
+
+
+def _highlight(pdf_page, image: Image.Image, quote: str, scale: float) -> None:
+    """Shade the lines of the quoted passage, found by its first words, on the rendered page."""
+    words = quote.split()
+    if len(words) < 3:
+        return
+    textpage = pdf_page.get_textpage()
+    height = pdf_page.get_height()
+    for length in (8, 5, 3):
+        found = textpage.search(" ".join(words[:length]), match_case=False).get_next()
+        if found:
+            break
+    else:
+        return
+    start = found[0]
+    count = min(len(quote), textpage.count_chars() - start)
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    for index in range(textpage.count_rects(start, count)):
+        left, bottom, right, top = textpage.get_rect(index)
+        draw.rectangle([left * scale - 2, (height - top) * scale - 2, right * scale + 2,
+                        (height - bottom) * scale + 2], fill=(255, 214, 0, 90))
+    image.paste(Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB"))
