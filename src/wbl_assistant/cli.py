@@ -24,8 +24,8 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 #: A history file bigger than this is refused before it is read.
 MAX_HISTORY_BYTES = 1_000_000
-#: Libraries whose warnings are noise for our users (pypdf on odd but readable PDFs; bm25s progress).
-QUIET_LOGGERS = {"pypdf": logging.ERROR, "bm25s": logging.WARNING}
+#: Libraries whose warnings are noise for our users (pypdf on odd but readable PDFs).
+QUIET_LOGGERS = {"pypdf": logging.ERROR}
 
 #: Errors a user can act on: printed as one line, exit status 2, no traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, IngestError)
@@ -37,11 +37,14 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from .catalog import CatalogError
     from .corpus import UploadRefused
     from .embeddings import EmbeddingModelError
+    from .evaluation.compare import CompareError
+    from .evaluation.dataset import DatasetError
+    from .evaluation.suite import SuiteError
     from .retrieval import NotIngestedError
     from .store import StoreError
 
     return (*USER_ERRORS, CatalogError, StoreError, EmbeddingModelError, QuestionError, NotIngestedError, LLMError,
-            UploadRefused)
+            UploadRefused, DatasetError, SuiteError, CompareError)
 
 
 def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -270,36 +273,65 @@ def library_add(pdf: Path, name: str | None) -> None:
 @click.option("--dataset", type=click.Path(path_type=Path, dir_okay=False), help="Eval items (JSON Lines).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Folder for results.jsonl, summary.json, report.md and report.html.")
+@click.option("--corpus", "corpus_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Ask the dataset of this corpus (ingested into an index of its own) instead of WBL_CORPUS_DIR.")
+@click.option("--catalog", type=click.Path(path_type=Path, dir_okay=False), help="The catalog of --corpus.")
+@click.option("--suite", type=click.Path(path_type=Path, dir_okay=False),
+              help="Run every dataset of a suite file (e.g. evals/suite.toml), each on its own corpus.")
+@click.option("--split", type=click.Choice(["dev", "test"]), help="Only the items of this split.")
+@click.option("--compare", nargs=2, type=click.Path(path_type=Path, file_okay=False, exists=True),
+              metavar="RUN_A RUN_B", help="Compare two earlier runs (or suite runs) instead of running one.")
 @click.option("--backend", type=click.Choice(["extractive", "openai", "llamacpp"]), help="Answer backend.")
 @click.option("--compare-naive", is_flag=True, help="Also evaluate the LangChain tutorial pipeline's retrieval.")
 @click.pass_context
 @friendly
-def eval_command(ctx: click.Context, dataset: Path | None, out_dir: Path | None, backend: str | None,
-                 compare_naive: bool) -> None:
-    """Run an eval dataset through the assistant and write a report (see also: eval feedback-to-items)."""
+def eval_command(ctx: click.Context, dataset: Path | None, out_dir: Path | None, corpus_dir: Path | None,
+                 catalog: Path | None, suite: Path | None, split: str | None, compare: tuple[Path, Path] | None,
+                 backend: str | None, compare_naive: bool) -> None:
+    """Run an eval dataset (or a suite of them) through the assistant and write a report; or compare two runs.
+
+    See also: eval feedback-to-items."""
     if ctx.invoked_subcommand is not None:
         return
-    if dataset is None or out_dir is None:
-        raise click.UsageError("eval needs --dataset FILE and --out DIR")
+    if out_dir is None:
+        raise click.UsageError("eval needs --out DIR")
+    if compare:
+        from .evaluation.compare import compare_runs
+
+        result = compare_runs(compare[0], compare[1], out_dir)
+        for name, pair in result.items():
+            console.print(f"{name}: {len(pair['fixed'])} items now right, {len(pair['broken'])} now wrong",
+                          markup=False)
+        console.print(f"report: {out_dir / 'compare.html'}", markup=False)
+        return
+    settings = load_settings(backend=backend)
+    if suite:
+        _run_suite(settings, suite, out_dir, split, backend)
+        return
+    if dataset is None:
+        raise click.UsageError("eval needs --dataset FILE (or --suite FILE, or --compare RUN_A RUN_B)")
+    if (corpus_dir is None) != (catalog is None):
+        raise click.UsageError("--corpus and --catalog go together")
     from .assistant import Assistant
     from .backends import make_backend
-    from .evaluation.dataset import DatasetError, load_dataset
+    from .evaluation.dataset import load_dataset
     from .evaluation.runner import run_eval
+    from .evaluation.suite import corpus_settings
 
-    try:
-        load_dataset(dataset)
-    except DatasetError as error:
-        print_error(error)
-        sys.exit(2)
-    settings = load_settings(backend=backend)
+    load_dataset(dataset)
+    if corpus_dir is not None:
+        settings = corpus_settings(settings, corpus_dir, catalog)
+        report = run_ingest(settings)
+        if report.failed:
+            print_ingest_summary(report, settings)
     assistant = Assistant(settings, backend=make_backend(settings))
     with Progress(TextColumn("[bold]eval[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task("items", total=None)
-        run = run_eval(assistant, dataset, out_dir, compare_naive=compare_naive,
+        run = run_eval(assistant, dataset, out_dir, compare_naive=compare_naive, split=split,
                        on_item=lambda n, total: progress.update(task, completed=n, total=total))
     print_eval_summary(run.summary)
-    console.print(f"report: {out_dir / 'report.html'}")
+    console.print(f"report: {out_dir / 'report.html'}", markup=False)
 
 
 def print_eval_summary(summary: dict) -> None:
@@ -307,16 +339,43 @@ def print_eval_summary(summary: dict) -> None:
     from .evaluation.report import fmt
 
     naive = summary.get("naive") or {}
+    splits = summary.get("by_split", {})
     table = Table(title=f"Eval: {summary['items']} items", show_edge=False)
     table.add_column("metric")
-    table.add_column("wbl-assistant", justify="right")
+    table.add_column("all", justify="right")
+    for split in splits:
+        table.add_column(split, justify="right")
     if naive:
         table.add_column("naive", justify="right")
     for key in METRIC_KEYS:
         if summary.get(key) is None:
             continue
-        table.add_row(key, fmt(summary[key]), *([fmt(naive.get(key))] if naive else []))
+        table.add_row(key, fmt(summary[key]), *[fmt(part.get(key)) for part in splits.values()],
+                      *([fmt(naive.get(key))] if naive else []))
     console.print(table)
+
+
+def _run_suite(settings: Settings, suite: Path, out_dir: Path, split: str | None, backend: str | None) -> None:
+    from .evaluation.metrics import METRIC_KEYS
+    from .evaluation.report import fmt
+    from .evaluation.suite import run_suite
+
+    with Progress(TextColumn("[bold]eval[/bold] {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("items", total=None, stage="")
+        summaries = run_suite(settings, suite, out_dir, split=split, backend=backend,
+                              on_stage=lambda stage: progress.update(task, stage=stage, completed=0, total=None),
+                              on_item=lambda n, total: progress.update(task, completed=n, total=total))
+    table = Table(title="Eval suite", show_edge=False)
+    table.add_column("metric")
+    columns = [(name, part) for name, summary in summaries.items() for part in ["all", *summary.get("by_split", {})]]
+    for name, part in columns:
+        table.add_column(f"{name} {part}", justify="right")
+    for key in ["items", *METRIC_KEYS]:
+        table.add_row(key, *[fmt((summaries[n] if p == "all" else summaries[n]["by_split"][p]).get(key))
+                             for n, p in columns])
+    console.print(table)
+    console.print(f"report: {out_dir / 'index.html'}", markup=False)
 
 
 @eval_command.command("feedback-to-items")

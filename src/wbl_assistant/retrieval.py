@@ -101,6 +101,7 @@ class IndexSnapshot:
                           "index": record.index, "page": record.page, "page_end": record.page_end,
                           "section": record.section, **{k: entry.get(k, "") for k in DOCUMENT_FIELDS}})
         tokenized = [terms(f"{m['title']} {m['section']} {t}") for t, m in zip(texts, metas, strict=True)]
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets it to DEBUG when imported
         bm25 = bm25s.BM25()
         bm25.index(tokenized, show_progress=False)
         return cls(manifest, collection, tuple(ids), tuple(texts), tuple(metas),

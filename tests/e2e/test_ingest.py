@@ -235,7 +235,7 @@ def test_kill_9_midway_leaves_the_previous_index_and_the_next_run_repairs(settin
 
     report = ingest(settings)
     assert sorted(r.status for r in report.results) == ["added", "added", "unchanged"]
-    manifest, records = index_records(settings)
+    _, records = index_records(settings)
     assert IndexStore(settings).chunks().count() == len(records) == report.chunks
 
 

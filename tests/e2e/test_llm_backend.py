@@ -19,8 +19,8 @@ import pytest
 
 from conftest import ROOT, free_port
 from wbl_assistant.assistant import Assistant
-from wbl_assistant.grounding import SUPPORT_THRESHOLD, sentence_support
 from wbl_assistant.backends import LLMBackend, make_backend
+from wbl_assistant.grounding import SUPPORT_THRESHOLD, sentence_support
 
 pytestmark = pytest.mark.llm
 

@@ -3,9 +3,9 @@
 import numpy as np
 
 from wbl_assistant.answering import AnswerContext, Evidence
+from wbl_assistant.backends import CitationGuard, LLMBackend
 from wbl_assistant.config import Settings
 from wbl_assistant.grounding import split_cited
-from wbl_assistant.backends import CitationGuard, LLMBackend
 from wbl_assistant.retrieval import Retrieval, RetrievedChunk, SentenceRecord
 
 A = {"doc_id": "doc-a", "title": "Model", "edition": "2024", "page": 3, "page_end": 3}

@@ -2,9 +2,11 @@
 
     {"id": "...", "question": "...", "history": [{"role": "user", "content": "..."}],
      "answerable": true, "gold_docs": ["slug"], "gold_pages": [3], "key_facts": [["60 hours", "sixty hours"]],
-     "tags": ["cde"]}
+     "tags": ["cde"], "split": "dev"}
 
-`history`, `gold_pages` and `tags` are optional. An unanswerable item has no gold docs and no key facts.
+`history`, `gold_pages`, `tags` and `split` are optional. An unanswerable item has no gold docs and no key
+facts. `split` is "dev" (tune on it) or "test" (held out: report it, never tune on it); see
+evals/assign_splits.py.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+SPLITS = ("dev", "test")
 
 
 class DatasetError(ValueError):
@@ -29,6 +33,7 @@ class EvalItem:
     history: list[dict[str, str]] = field(default_factory=list)
     gold_pages: list[int] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    split: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -69,8 +74,11 @@ def parse_item(data: Any, path: Path, line: int) -> EvalItem:
     tags = data.get("tags", [])
     if not _string_list(tags) and tags != []:
         raise _fail(path, line, "'tags' must be a list of strings")
+    split = data.get("split", "")
+    if split not in (*SPLITS, ""):
+        raise _fail(path, line, f"'split' must be one of {', '.join(SPLITS)}")
     return EvalItem(data["id"], data["question"], data["answerable"], gold_docs, key_facts, history, pages,
-                    tags, data)
+                    tags, split, data)
 
 
 def load_dataset(path: Path) -> list[EvalItem]:

@@ -8,7 +8,18 @@ import io
 from pathlib import Path
 from typing import Any
 
-from .metrics import ANSWER_KEYS, RETRIEVAL_KEYS, correct
+from .metrics import ANSWER_KEYS, LATENCY_KEYS, RETRIEVAL_KEYS, correct
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1300px}
+table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;
+text-align:left;font-size:14px}th{background:#eef}img{max-width:100%;margin:.5rem 0;display:block}
+.up{color:#1a7f37}.down{color:#b42318}"""
+
+
+def html_page(title: str, body: str) -> str:
+    """A standalone HTML page (no scripts, no external resources); `body` must already be escaped."""
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
 
 
 def fmt(value: Any) -> str:
@@ -19,7 +30,7 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def _rows_table(headers: list[str], rows: list[list[Any]]) -> tuple[str, str]:
+def rows_table(headers: list[str], rows: list[list[Any]]) -> tuple[str, str]:
     """The same table as Markdown and as HTML (every cell escaped)."""
     md = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     md += ["| " + " | ".join(fmt(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
@@ -87,14 +98,15 @@ def write_reports(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path
     for name, data in figures.items():
         (out / name).write_bytes(data)
 
-    metric_rows = [[k, summary.get(k), naive.get(k) if naive else None] for k in RETRIEVAL_KEYS]
-    metric_rows += [[k, summary.get(k), None] for k in ANSWER_KEYS]
-    metric_rows += [["latency p50 (ms)", summary.get("latency_p50_ms"), None],
-                    ["latency p95 (ms)", summary.get("latency_p95_ms"), None]]
-    metrics_md, metrics_html = _rows_table(["metric", "wbl-assistant", "naive baseline"], metric_rows)
+    splits = summary.get("by_split", {})
+    headers = ["metric", "all items", *[f"{s} split" for s in splits], "naive baseline"]
+    metric_rows = [[k, summary.get(k), *[part.get(k) for part in splits.values()],
+                    naive.get(k) if k in RETRIEVAL_KEYS else None]
+                   for k in RETRIEVAL_KEYS + ANSWER_KEYS + LATENCY_KEYS]
+    metrics_md, metrics_html = rows_table(headers, metric_rows)
     tag_rows = [[t, v["items"], v["key_fact_recall"], v["doc_hit@5"], v["abstained"], v["crag"]]
                 for t, v in summary.get("by_tag", {}).items()]
-    tags_md, tags_html = _rows_table(["tag", "items", "key-fact recall", "doc hit@5", "abstained", "crag"],
+    tags_md, tags_html = rows_table(["tag", "items", "key-fact recall", "doc hit@5", "abstained", "crag"],
                                      tag_rows)
     miss_rows = []
     for row in rows:
@@ -105,15 +117,17 @@ def write_reports(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path
                     + "; ".join(" / ".join(alts) for alts in row.get("key_facts", [])))
         got = "abstained" if row["abstained"] else row["answer"]
         retrieved = ", ".join(dict.fromkeys(r["doc_id"] for r in row["retrieved"][:5]))
-        miss_rows.append([row["id"], row["question"], expected, got[:400], retrieved])
-    miss_md, miss_html = _rows_table(["id", "question", "expected", "got", "top retrieved docs"], miss_rows)
+        miss_rows.append([row["id"], row.get("split", ""), row["question"], expected, got[:400], retrieved])
+    miss_md, miss_html = rows_table(["id", "split", "question", "expected", "got", "top retrieved docs"],
+                                    miss_rows)
     guard = summary.get("guard")
     guard_md = guard_html = ""
     if guard:
-        guard_md, guard_html = _rows_table(["guard", "value"], [[k, v] for k, v in guard.items()])
+        guard_md, guard_html = rows_table(["guard", "value"], [[k, v] for k, v in guard.items()])
 
-    head = (f"Dataset {summary['dataset']}: {summary['items']} items ({summary['answerable']} answerable, "
-            f"{summary['unanswerable']} out of scope); backend {summary['backend']}.")
+    head = (f"Dataset {summary['dataset']} (split: {summary.get('split', 'all')}): {summary['items']} items "
+            f"({summary['answerable']} answerable, {summary['unanswerable']} out of scope); "
+            f"{summary.get('documents', '?')} documents; backend {summary['backend']}.")
     if naive:
         head += (f" Naive baseline: PyPDFLoader, RecursiveCharacterTextSplitter 1000/200, Chroma, the same "
                  f"embeddings, top-{naive.get('top_k')} ({naive.get('chunks')} chunks).")
@@ -127,16 +141,9 @@ def write_reports(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path
 
     images = "".join(f'<img alt="{html.escape(name)}" src="data:image/png;base64,'
                      f'{base64.b64encode(data).decode()}">' for name, data in figures.items())
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>wbl-assistant eval report</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px}}
-table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top;
-text-align:left;font-size:14px}}th{{background:#eef}}img{{max-width:100%;margin:.5rem 0;display:block}}</style>
-</head><body><h1>Eval report</h1><p>{html.escape(head)}</p>
-<h2>Metrics</h2>{metrics_html}{images}<h2>By tag</h2>{tags_html}
-{f"<h2>Citation guard</h2>{guard_html}" if guard_html else ""}
-<h2>Missed items ({len(miss_rows)})</h2>{miss_html if miss_rows else "<p>None.</p>"}
-</body></html>
-"""
+    body = (f"<p>{html.escape(head)}</p><h2>Metrics</h2>{metrics_html}{images}<h2>By tag</h2>{tags_html}"
+            + (f"<h2>Citation guard</h2>{guard_html}" if guard_html else "")
+            + f"<h2>Missed items ({len(miss_rows)})</h2>" + (miss_html if miss_rows else "<p>None.</p>"))
+    page = html_page("Eval report", body)
     (out / "report.html").write_text(page, encoding="utf-8")
     return [out / "report.md", out / "report.html", *[out / name for name in figures]]

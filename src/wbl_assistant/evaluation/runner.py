@@ -1,7 +1,7 @@
 """`wbl-assistant eval`: every dataset item through the same `Assistant.ask` the CLI uses, then metrics.
 
-Writes DIR/results.jsonl (each item merged with its `ask --json` object and its metrics), DIR/summary.json,
-DIR/report.md and DIR/report.html.
+Writes DIR/results.jsonl (each item merged with its `ask --json` object and its metrics), DIR/summary.json
+(overall, by split and by tag), DIR/report.md and DIR/report.html.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from ..assistant import Assistant
 from . import metrics as m
-from .dataset import load_dataset
+from .dataset import SPLITS, load_dataset
 from .report import write_reports
 
 
@@ -26,10 +26,22 @@ class EvalRun:
     files: list[Path] = field(default_factory=list)
 
 
+def summarize_run(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary of all rows, with the same metrics for each split the rows come from."""
+    summary = m.summarize(rows)
+    splits = {row.get("split", "") for row in rows} - {""}
+    if splits:
+        summary["by_split"] = {}
+        for split in (s for s in SPLITS if s in splits):
+            part = m.summarize([row for row in rows if row.get("split") == split])
+            summary["by_split"][split] = {k: v for k, v in part.items() if k != "by_tag"}
+    return summary
+
+
 def run_eval(assistant: Assistant, dataset: Path, out_dir: Path, *, compare_naive: bool = False,
-             on_item: Callable[[int, int], None] | None = None) -> EvalRun:
-    """Evaluate every item of `dataset`; write the results and reports into `out_dir`."""
-    items = load_dataset(dataset)
+             split: str | None = None, on_item: Callable[[int, int], None] | None = None) -> EvalRun:
+    """Evaluate every item of `dataset` (or of one split of it); write the results and reports into `out_dir`."""
+    items = [item for item in load_dataset(dataset) if split in (None, item.split)]
     assistant.warm_up()
     rows: list[dict[str, Any]] = []
     for n, item in enumerate(items, start=1):
@@ -40,9 +52,11 @@ def run_eval(assistant: Assistant, dataset: Path, out_dir: Path, *, compare_naiv
         rows.append(row)
         if on_item:
             on_item(n, len(items))
-    summary = m.summarize(rows)
+    summary = summarize_run(rows)
     summary["backend"] = assistant.backend.name
     summary["dataset"] = str(dataset)
+    summary["split"] = split or "all"
+    summary["documents"] = len(assistant.reader.snapshot().documents)
     if compare_naive:
         from .baseline import evaluate_naive
 
