@@ -1,22 +1,37 @@
-"""From retrieved chunks to a cited answer: the abstention gate and the extractive answerer.
+"""From retrieved chunks to a cited answer: the answer types and the extractive answerer.
 
-The gate reads only retrieval evidence (how close the best passages are to the question, and how much of
-the question's vocabulary the top chunks cover) and decides whether the documents answer the question.
-The extractive answerer then quotes sentences of the top chunks, each cited with an [n] marker that maps
-to (title, edition, page): nothing appears in the answer that is not in a cited chunk.
+The extractive answerer quotes sentences of the top chunks, each cited with an [n] marker that maps to
+(title, edition, page): nothing appears in the answer that is not in a cited chunk. It reads the question's
+form (questions.py): a list question gets the list or table block that answers it, whole and in order; a
+quantity question opens with the sentence stating a quantity in the asked unit; a yes/no question with the
+sentence holding the verdict; and a sentence about another subject than the question's (16- and
+17-year-olds, when asked about 15) does not open an answer. In a FAQ, the answer follows its question:
+the document's own question is never quoted, the sentences after it are favoured.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .grounding import cited_text
+from .questions import (
+    LIST,
+    OTHER,
+    QUANTITY,
+    YES_NO,
+    QuestionShape,
+    answers_quantity,
+    conflicting_subject,
+    holds_verdict,
+)
 from .retrieval import Retrieval, RetrievedChunk, SentenceRecord
 from .text import terms
+
+if TYPE_CHECKING:
+    from .gate import Evidence
 
 
 @dataclass
@@ -30,6 +45,7 @@ class Citation:
     quote: str
     publisher: str = ""
     section: str = ""
+    chunk_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -53,26 +69,6 @@ class Answer:
 
 
 @dataclass
-class Evidence:
-    """What the gate reads. best_sentence: cosine of the closest sentence; coverage: IDF-weighted share of
-    the question's terms found in the top chunks; unknown: IDF-weighted share the corpus never uses."""
-
-    best_sentence: float
-    top_chunk: float
-    coverage: float
-    unknown: float
-
-    @property
-    def score(self) -> float:
-        return 0.55 * self.best_sentence + 0.45 * self.coverage - 0.3 * self.unknown
-
-    def as_dict(self) -> dict[str, float]:
-        return {"best_sentence": round(self.best_sentence, 4), "top_chunk": round(self.top_chunk, 4),
-                "coverage": round(self.coverage, 4), "unknown": round(self.unknown, 4),
-                "score": round(self.score, 4)}
-
-
-@dataclass
 class AnswerContext:
     """Everything an answer backend gets: the question, the standalone query, and the evidence."""
 
@@ -82,6 +78,7 @@ class AnswerContext:
     retrieval: Retrieval
     sentences: dict[str, tuple[SentenceRecord, ...]]
     evidence: Evidence
+    shape: QuestionShape = field(default_factory=lambda: QuestionShape(OTHER))
     started: float = 0.0
     retrieve_ms: float = 0.0
     abstain: bool = False
@@ -105,53 +102,105 @@ class Composed:
             yield piece if n == 0 else " " + piece
 
 
-def measure_evidence(retrieval: Retrieval, sentences: dict[str, tuple[SentenceRecord, ...]], top: int = 3) -> Evidence:
-    vectors = [s.vector for records in sentences.values() for s in records]
-    best_sentence = float(np.max(np.stack(vectors) @ retrieval.query_vector)) if vectors else 0.0
-    top_chunk = max((c.dense for c in retrieval.chunks), default=0.0)
-    weights = retrieval.term_weights
-    total = sum(weights.values())
-    if not total:
-        return Evidence(best_sentence, top_chunk, 0.0, 0.0)
-    snapshot = retrieval.snapshot
-    found: set[str] = set()
-    for chunk in retrieval.chunks[:top]:
-        found |= snapshot.terms_of(chunk.chunk_id)
-    coverage = sum(w for t, w in weights.items() if t in found) / total
-    unknown = sum(w for t, w in weights.items() if not snapshot.knows(t)) / total
-    return Evidence(best_sentence, top_chunk, coverage, unknown)
-
-
 @dataclass
-class _Candidate:
+class Candidate:
+    """A quotable sentence of a retrieved chunk, scored for this question.
+
+    relevance: how well it answers (similarity, the question's concepts it holds, its chunk's rank); in a
+    FAQ, an answer inherits the relevance of the document's question it answers. opener: relevance
+    adjusted for the question's form (a quantity in the asked unit, a verdict, the question's subject).
+    coverage: the IDF-weighted share of the question's concepts it holds."""
+
     record: SentenceRecord
     chunk: RetrievedChunk
     relevance: float
+    opener: float
+    coverage: float
     terms: set[str]
 
 
-def _candidates(context: AnswerContext) -> list[_Candidate]:
-    weights = context.retrieval.term_weights
-    total = sum(weights.values()) or 1.0
+Concepts = list[tuple[tuple[tuple[str, ...], ...], float]]
+
+
+def concept_weights(retrieval: Retrieval) -> Concepts:
+    """Each concept of the question with its known forms and weight (the IDF of its rarest known form)."""
+    snapshot = retrieval.snapshot
+    out = []
+    for concept in retrieval.concepts:
+        known = [f for f in concept.forms if all(snapshot.knows(t) for t in f)]
+        if known:
+            out.append((tuple(known), max(snapshot.idf(t) for f in known for t in f)))
+    return out
+
+
+def concept_coverage(concepts: Concepts, found: set[str]) -> float:
+    total = sum(w for _, w in concepts) or 1.0
+    return sum(w for forms, w in concepts if any(all(t in found for t in f) for f in forms)) / total
+
+
+def is_question(text: str) -> bool:
+    stripped = text.strip()
+    return stripped.endswith("?") or stripped[:2].lower() == "q:"
+
+
+#: A sentence about the document itself ("This chapter describes ...") tells where an answer is, not what.
+_SELF_REFERENCE = re.compile(
+    r"^\W*(this|these|the following|below|here)\b[^.]{0,60}\b(chapter|section|guide|document|page|sample|"
+    r"edition|part|table|list|module|handout|sheet|summary|overview|faq|flyer|resource|piece)s?\b", re.IGNORECASE)
+#: An answer in a FAQ scores as its question does, less this; each further answer sentence a little less.
+FAQ_MARGIN = 0.05
+FAQ_DECAY = 0.03
+
+
+def score_sentences(retrieval: Retrieval, sentences: dict[str, tuple[SentenceRecord, ...]],
+                    shape: QuestionShape) -> list[Candidate]:
+    """Every quotable sentence of the retrieved chunks, scored (see `Candidate`). A document's own
+    questions (a sentence, or the heading a chunk sits under) are never candidates: the sentences after
+    them are."""
+    concepts = concept_weights(retrieval)
+    asked_terms = {t for concept in retrieval.concepts for form in concept.forms for t in form}
     seen: set[str] = set()
     out = []
-    for chunk in context.retrieval.chunks:
+    for chunk in retrieval.chunks:
         title_terms = set(terms(chunk.metadata.get("title", "")))
-        for record in context.sentences.get(chunk.chunk_id, []):
+        heading = retrieval.snapshot.heading(chunk.chunk_id) if retrieval.snapshot is not None else None
+        records = sentences.get(chunk.chunk_id, ())
+        asked, answered = None, 0
+        for record in ([heading] if heading is not None and is_question(heading.text) else []) + list(records):
+            similarity = float(record.vector @ retrieval.query_vector)
+            sentence_terms = set(terms(record.text))
+            coverage = concept_coverage(concepts, sentence_terms)
+            novelty = len(sentence_terms - asked_terms - title_terms) / (len(sentence_terms) or 1)
+            relevance = similarity + 0.35 * coverage + 0.1 * novelty + 0.08 / chunk.rank
+            if _SELF_REFERENCE.search(record.text):
+                relevance -= 0.12
+            if is_question(record.text):
+                asked, answered = relevance, 0
+                continue
+            if asked is not None:
+                relevance = max(relevance, asked - FAQ_MARGIN - FAQ_DECAY * answered)
+                answered += 1
             key = record.text.strip().lower()
             if key in seen or len(record.text.split()) < 4 or not _reads_as_statement(record):
                 continue
             seen.add(key)
-            sentence_terms = set(terms(record.text))
-            lexical = sum(w for t, w in weights.items() if t in sentence_terms) / total
-            relevance = float(record.vector @ context.retrieval.query_vector) + 0.35 * lexical
-            relevance += 0.08 / chunk.rank
-            if record.text.rstrip().endswith("?"):
-                relevance -= 0.15
             if sentence_terms and len(sentence_terms & title_terms) / len(sentence_terms) > 0.5:
                 relevance -= 0.2
-            out.append(_Candidate(record, chunk, relevance, sentence_terms))
+            out.append(Candidate(record, chunk, relevance, relevance + _opening_bonus(shape, record.text),
+                                 coverage, sentence_terms))
     return out
+
+
+def _opening_bonus(shape: QuestionShape, text: str) -> float:
+    """How much better (or worse) a sentence opens the answer than its relevance alone says."""
+    bonus = 0.0
+    if shape.kind == QUANTITY:
+        bonus += 0.12 if answers_quantity(text, shape.unit) else -0.08
+    elif shape.kind == YES_NO and holds_verdict(text):
+        bonus += 0.04
+    if conflicting_subject(shape, text):
+        bonus -= 0.2
+    return bonus
 
 
 def _reads_as_statement(record: SentenceRecord) -> bool:
@@ -159,32 +208,34 @@ def _reads_as_statement(record: SentenceRecord) -> bool:
     return record.unit in ("item", "row") or record.text.rstrip()[-1:] in ".!?:;)\"”'"
 
 
-def select_sentences(context: AnswerContext, budget_words: int) -> list[_Candidate]:
-    """Sentences that answer the question: relevant, covering the question's terms, not repeating."""
-    candidates = sorted(_candidates(context), key=lambda c: -c.relevance)
+def select_sentences(context: AnswerContext, budget_words: int, candidates: list[Candidate]) -> list[Candidate]:
+    """Sentences that answer the question: the most direct one first, then relevant ones covering the
+    question's terms, not repeating."""
     if not candidates:
         return []
-    chosen = [candidates[0]]
-    words = len(candidates[0].record.text.split())
-    floor = candidates[0].relevance * 0.8
-    weights = context.retrieval.term_weights
-    covered = set(candidates[0].terms)
+    opener = max(candidates, key=lambda c: c.opener)
+    chosen = [opener]
+    words = len(opener.record.text.split())
+    floor = max(c.relevance for c in candidates) * RELEVANCE_FLOOR
+    concepts = concept_weights(context.retrieval)
+    covered = set(opener.terms)
     while words < budget_words:
         best, best_value = None, -1e9
+        already = concept_coverage(concepts, covered)
         for candidate in candidates:
             if candidate in chosen or candidate.relevance < floor:
                 continue
             redundancy = max(float(candidate.record.vector @ c.record.vector) for c in chosen)
             if redundancy > 0.9:
                 continue
-            new_terms = sum(w for t, w in weights.items() if t in candidate.terms and t not in covered)
-            value = candidate.relevance - 0.45 * redundancy + 0.1 * min(new_terms, 3.0)
+            gain = concept_coverage(concepts, covered | candidate.terms) - already
+            value = candidate.relevance - 0.45 * redundancy + 0.25 * gain
             if value > best_value:
                 best, best_value = candidate, value
         if best is None:
             break
         length = len(best.record.text.split())
-        if words + length > budget_words * 1.25 and len(chosen) >= 1:
+        if words + length > budget_words * 1.25:
             break
         chosen.append(best)
         covered |= best.terms
@@ -192,15 +243,128 @@ def select_sentences(context: AnswerContext, budget_words: int) -> list[_Candida
     return _reading_order(chosen)
 
 
-def _reading_order(chosen: list[_Candidate]) -> list[_Candidate]:
-    """The best sentence first; the rest grouped by chunk, in the order the document gives them."""
+def _reading_order(chosen: list[Candidate]) -> list[Candidate]:
+    """The opening sentence first; the rest grouped by chunk, in the order the document gives them."""
     first, rest = chosen[0], chosen[1:]
     rest.sort(key=lambda c: (c.chunk.chunk_id != first.chunk.chunk_id, c.chunk.rank, c.record.position))
     return [first, *rest]
 
 
+#: Sentences under this share of the best one's relevance are not added to an answer.
+RELEVANCE_FLOOR = 0.75
+
+
+@dataclass
+class _Block:
+    """A list or a table in a chunk: its lead-in sentence (if any) and its items or rows, in order."""
+
+    chunk: RetrievedChunk
+    lead: SentenceRecord | None
+    items: list[SentenceRecord]
+    score: float = 0.0
+
+
+def _blocks(context: AnswerContext) -> list[_Block]:
+    blocks = []
+    for chunk in context.retrieval.chunks:
+        records = context.sentences.get(chunk.chunk_id, ())
+        n = 0
+        while n < len(records):
+            if records[n].unit not in ("item", "row"):
+                n += 1
+                continue
+            start = n
+            while n < len(records) and records[n].unit == records[start].unit:
+                n += 1
+            lead = records[start - 1] if start and records[start - 1].text.rstrip().endswith(":") else None
+            if n - start >= 2:
+                blocks.append(_Block(chunk, lead, list(records[start:n])))
+    return blocks
+
+
+def _best_block(context: AnswerContext, candidates: list[Candidate]) -> _Block | None:
+    """The list or table that answers a list question, when one is as relevant as the best sentence."""
+    blocks = _blocks(context)
+    if not blocks or not candidates:
+        return None
+    retrieval = context.retrieval
+    concepts = concept_weights(retrieval)
+    for block in blocks:
+        lead_terms = set(terms(block.chunk.metadata.get("section", "")))
+        lead_similarity = 0.0
+        if block.lead is not None:
+            lead_terms |= set(terms(block.lead.text))
+            lead_similarity = float(block.lead.vector @ retrieval.query_vector)
+        item_similarity = max(float(item.vector @ retrieval.query_vector) for item in block.items)
+        block.score = (max(lead_similarity, item_similarity) + 0.35 * concept_coverage(concepts, lead_terms)
+                       + 0.08 / block.chunk.rank)
+    best = max(blocks, key=lambda b: b.score)
+    top = max(c.relevance for c in candidates)
+    return best if best.score >= top - 0.05 else None
+
+
+_DANGLING = re.compile(r"(:|;\s*(or|and)|,\s*(or|and)|\b(or|and))$")
+#: At most this many list items or continuation lines follow a lead-in that a chosen sentence ends with.
+MAX_FOLLOWERS = 15
+
+
+_LABEL = re.compile(r"^\(?(\d+|[ivx]+|[a-z])[.)]\s")
+
+
+def _label_kind(text: str) -> str:
+    """The enumeration style a list item starts with: "digit", "roman", "letter" or "" (a bullet)."""
+    match = _LABEL.match(text.strip())
+    if not match:
+        return ""
+    label = match.group(1)
+    return "digit" if label.isdigit() else "roman" if set(label) <= set("ivx") and len(label) > 1 else "letter"
+
+
+def _with_followers(context: AnswerContext, records: list[tuple[SentenceRecord, RetrievedChunk]]
+                    ) -> list[tuple[SentenceRecord, RetrievedChunk]]:
+    """A sentence that leads into a list ("... must:") or breaks off ("...; or") is never quoted alone:
+    the items and lines that complete it follow it, in order, up to the end of that list."""
+    out: list[tuple[SentenceRecord, RetrievedChunk]] = []
+    seen: set[tuple[str, int]] = set()
+    for record, chunk in records:
+        run = [record]
+        if _DANGLING.search(record.text.rstrip()):
+            previous, kind = record, None
+            for follower in context.sentences.get(chunk.chunk_id, ())[record.position + 1:][:MAX_FOLLOWERS]:
+                continues = _DANGLING.search(previous.text.rstrip()) or follower.unit in ("item", "row")
+                kind = _label_kind(follower.text) if kind is None else kind
+                if not continues or (follower.unit == "item" and _label_kind(follower.text) != kind):
+                    break
+                run.append(follower)
+                previous = follower
+        for item in run:
+            if (chunk.chunk_id, item.position) not in seen:
+                seen.add((chunk.chunk_id, item.position))
+                out.append((item, chunk))
+    return out
+
+
+def extractive_answer(context: AnswerContext, budget_words: int) -> Composed:
+    candidates = score_sentences(context.retrieval, context.sentences, context.shape)
+    if context.shape.kind == LIST:
+        block = _best_block(context, candidates)
+        if block is not None:
+            records = ([block.lead] if block.lead else []) + block.items
+            kept, words = [], 0
+            for record in records:
+                words += len(record.text.split())
+                if kept and words > budget_words * 2:
+                    break
+                kept.append(record)
+            return cite([(r.text, block.chunk, r.page) for r in kept])
+    chosen = select_sentences(context, budget_words, candidates)
+    pieces = _with_followers(context, [(c.record, c.chunk) for c in chosen])
+    return cite([(record.text, chunk, record.page) for record, chunk in pieces])
+
+
 def cite(pieces: list[tuple[str, RetrievedChunk, int]]) -> Composed:
-    """Number the sources by first use, one per (document, page); each piece gets its marker."""
+    """Number the sources by first use, one per (document, page); each piece gets its marker. A citation
+    lists every chunk it quotes (several chunks can share a page)."""
     numbers: dict[tuple[str, int], Citation] = {}
     shown = []
     for text, chunk, page in pieces:
@@ -208,13 +372,11 @@ def cite(pieces: list[tuple[str, RetrievedChunk, int]]) -> Composed:
         if key not in numbers:
             meta = chunk.metadata
             numbers[key] = Citation(len(numbers) + 1, chunk.doc_id, meta["title"], meta["edition"], page,
-                                    chunk.chunk_id, text, meta.get("publisher", ""), meta.get("section", ""))
+                                    chunk.chunk_id, text, meta.get("publisher", ""), meta.get("section", ""),
+                                    [chunk.chunk_id])
         elif text not in numbers[key].quote:
             numbers[key].quote += " " + text
+        if chunk.chunk_id not in numbers[key].chunk_ids:
+            numbers[key].chunk_ids.append(chunk.chunk_id)
         shown.append(cited_text(text, [numbers[key].n]))
     return Composed(shown, list(numbers.values()))
-
-
-def extractive_answer(context: AnswerContext, budget_words: int) -> Composed:
-    chosen = select_sentences(context, budget_words)
-    return cite([(c.record.text, c.chunk, c.record.page) for c in chosen])

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 
 from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 
-from .answering import Answer, AnswerContext, Composed, measure_evidence
+from .answering import Answer, AnswerContext, Composed
 from .backends import Backend, make_backend
 from .config import Settings
+from .gate import measure_evidence
+from .questions import shape_of
 from .retrieval import IndexReader
 from .text import content_words
 
@@ -27,20 +29,24 @@ REFERRING_WORDS = frozenset(
     "it its it's they them their theirs this that these those there he she his her".split()
 )
 CONTINUATIONS = ("and ", "but ", "also ", "so ", "what about", "how about", "what if", "then ")
+#: A question read with the conversation's subject replaces its literal reading when the gate's probability
+#: that the documents answer it is higher by this much.
+FOLLOW_UP_MARGIN = 0.2
 
 
 class QuestionError(ValueError):
     """The question or the history cannot be used; the message says why."""
 
 
-def standalone_query(question: str, history: list[dict[str, str]] | None) -> str:
+def standalone_query(question: str, history: list[dict[str, str]] | None, force: bool = False) -> str:
     """Turn a follow-up into a self-contained retrieval query without an LLM.
 
     A question that leans on earlier turns (few content words, a pronoun standing for the subject, or an
-    opening like "and ...") gets the content words of the earlier user turns it follows appended.
+    opening like "and ...") gets the content words of the earlier user turns it follows appended; `force`
+    appends them to any question (the pipeline tries that too, see `Assistant._retrieve`).
     """
     users = [turn["content"] for turn in (history or []) if turn.get("role") == "user" and turn.get("content")]
-    if not users or not _leans_on_history(question):
+    if not users or not (force or _leans_on_history(question)):
         return question
     carried: list[str] = []
     have = set(content_words(question))
@@ -121,17 +127,35 @@ class Assistant:
                 answer = event
         return answer
 
+    def prepare(self, question: str, history: list[dict[str, str]] | None = None) -> AnswerContext:
+        """Everything before the answer (standalone query, retrieval, evidence, the gate's decision)."""
+        turns = validate(question, history)
+        return self._gate(self._retrieve(Request(question.strip(), turns, None, None, time.perf_counter())))
+
     def _retrieve(self, request: Request) -> AnswerContext:
+        """Retrieval and evidence for the standalone query. A question with a history that does not look
+        like a follow-up ("Which schools did the students come from?") is also tried with the earlier
+        turns' subject, and that reading wins when the documents answer it clearly better."""
+        start = time.perf_counter()
         query = standalone_query(request.question, request.history)
         if query != request.question and self.settings.llm_condense:
             query = self.backend.condense(request.question, request.history) or query
-        start = time.perf_counter()
+        context = self._evidence(request, query)
+        carried = standalone_query(request.question, request.history, force=True)
+        if carried != query:
+            alternative = self._evidence(request, carried)
+            if alternative.evidence.score > context.evidence.score + FOLLOW_UP_MARGIN:
+                context = alternative
+        context.retrieve_ms = (time.perf_counter() - start) * 1000
+        return context
+
+    def _evidence(self, request: Request, query: str) -> AnswerContext:
         retrieval = self.reader.retrieve(query, self.settings.top_k, request.kinds, request.doc_ids)
         sentences = retrieval.snapshot.sentences([c.chunk_id for c in retrieval.chunks])
-        retrieve_ms = (time.perf_counter() - start) * 1000
-        evidence = measure_evidence(retrieval, sentences)
-        return AnswerContext(request.question, query, request.history, retrieval, sentences, evidence,
-                             started=request.started, retrieve_ms=retrieve_ms)
+        shape = shape_of(query)
+        evidence = measure_evidence(query, shape, retrieval, sentences)
+        return AnswerContext(request.question, query, request.history, retrieval, sentences, evidence, shape,
+                             started=request.started)
 
     def _gate(self, context: AnswerContext) -> AnswerContext:
         context.abstain = context.evidence.score < self.settings.min_evidence or not context.retrieval.chunks

@@ -38,6 +38,10 @@ class Settings:
         default=Path("ingest/catalog.toml"),
         metadata=_doc("WBL_CATALOG", "Document metadata (title, publisher, edition, kind)."),
     )
+    glossary_path: Path = field(
+        default=Path("ingest/glossary.toml"),
+        metadata=_doc("WBL_GLOSSARY", "Other names for the same thing (acronyms) that questions and documents use."),
+    )
     chroma_host: str = field(
         default="", metadata=_doc("WBL_CHROMA_HOST", "When set, use this Chroma server instead of the embedded index.")
     )
@@ -66,8 +70,8 @@ class Settings:
     )
     min_evidence: float = field(
         default=0.5,
-        metadata=_doc("WBL_MIN_EVIDENCE", "Abstention gate: the evidence score under which the assistant abstains.",
-                      -1, 2),
+        metadata=_doc("WBL_MIN_EVIDENCE", "Abstention gate: the assistant abstains when the gate's probability that "
+                      "the documents answer is under this (0-1).", 0, 1),
     )
     backend: str = field(
         default="extractive", metadata=_doc("WBL_BACKEND", "Answer backend: extractive, openai or llamacpp.")

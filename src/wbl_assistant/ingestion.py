@@ -25,13 +25,14 @@ from .chunking import Chunk, chunk_blocks
 from .config import Settings
 from .embeddings import MODEL_NAME, embed_matrix, embedding_dims, load_embeddings
 from .extraction import DocumentError
-from .sandbox import SandboxLimits, extract_isolated
+from .sandbox import Sandbox, SandboxLimits
 from .store import ChunkRecord, IndexStore, Manifest, SentenceRow, WriterBusyError, new_id
+from .vocabulary import GlossaryError, find_acronyms, load_glossary
 
 logger = logging.getLogger(__name__)
 
 #: Bump when extraction or chunking changes what is stored: every document is then re-ingested.
-PIPELINE_FORMAT = 5
+PIPELINE_FORMAT = 7
 STATUSES = ("added", "updated", "unchanged", "removed", "failed")
 #: Catalog fields copied into a document's manifest entry (and from there into its citations).
 CATALOG_FIELDS = ("title", "publisher", "edition", "kind", "audience", "sample", "catalogued")
@@ -104,6 +105,7 @@ class _Planned:
     version: str = ""
     chunks: list[Chunk] = field(default_factory=list)
     pages: int = 0
+    acronyms: dict[str, str] = field(default_factory=dict)
 
 
 def file_sha256(path: Path) -> str:
@@ -166,12 +168,14 @@ def ingest(settings: Settings, *, rebuild: bool = False, progress: Progress | No
         raise IngestError(f"{corpus} holds no PDF files; nothing was changed")
     try:
         catalog = load_catalog(settings.catalog_path)
-    except ValueError as error:
+        glossary = load_glossary(settings.glossary_path)
+    except (ValueError, GlossaryError) as error:
         raise IngestError(str(error)) from None
     store = store or IndexStore(settings)
     try:
         with store.writer_lock(settings.ingest_wait) as lock:
-            report = _Run(settings, store, progress or Progress(), rebuild).run(pdfs, catalog, lock.check)
+            run = _Run(settings, store, progress or Progress(), rebuild)
+            report = run.run(pdfs, catalog, [list(pair) for pair in glossary], lock.check)
     except WriterBusyError as error:
         raise IngestBusyError(str(error)) from None
     report.seconds = clock() - started
@@ -188,7 +192,8 @@ class _Run:
         self.rebuild = rebuild
         self.written: list[str] = []
 
-    def run(self, pdfs: list[Path], catalog: dict[str, CatalogEntry], check_lock: Callable[[], None]) -> IngestReport:
+    def run(self, pdfs: list[Path], catalog: dict[str, CatalogEntry], glossary: list[list[str]],
+            check_lock: Callable[[], None]) -> IngestReport:
         store, settings = self.store, self.settings
         store.drop_legacy_collections()
         active = store.active()
@@ -204,7 +209,8 @@ class _Run:
         to_process = [p for p in plans if p.status in ("added", "updated")]
         present = {p.doc_id for p in plans}
         removed = [d for d in previous_docs if d not in present]
-        metadata_changed = any(_meta_differs(p) for p in plans if p.status == "unchanged")
+        metadata_changed = (any(_meta_differs(p) for p in plans if p.status == "unchanged")
+                            or (active is not None and active.pipeline.get("glossary") != glossary))
         self.progress.planned(len(plans), len(to_process))
         if active is not None and not to_process and not removed and not metadata_changed:
             report.results += [_result(p, reusable) for p in plans]
@@ -218,8 +224,8 @@ class _Run:
             old_live = active.live_versions if active else set()
             new_live = {entry["version"] for entry in documents.values()}
             retired = tuple(active.retired if active else ()) + tuple((v, now) for v in sorted(old_live - new_live))
-            manifest = Manifest(new_id("s"), documents,
-                                {**pipeline, "dims": dims or (active.dims if active else 0)}, now, retired)
+            manifest = Manifest(new_id("s"), documents, {**pipeline, "dims": dims or (active.dims if active else 0),
+                                                         "glossary": glossary}, now, retired)
             check_lock()
             store.activate(manifest)
         except BaseException:
@@ -240,14 +246,19 @@ class _Run:
                 documents[plan.doc_id] = plan.previous
         model = load_embeddings(self.settings.embedding_model, self.settings.embed_batch_size) if to_process else None
         dims = embedding_dims(model) if model is not None else 0
-        limits = SandboxLimits.from_settings(self.settings)
+        with Sandbox(SandboxLimits.from_settings(self.settings)) as sandbox:
+            self._read_and_write(to_process, documents, model, sandbox, reusable)
+        return documents, dims
+
+    def _read_and_write(self, to_process: list[_Planned], documents: dict[str, dict[str, Any]], model: Any,
+                        sandbox: Sandbox, reusable: bool) -> None:
         pending: list[_Planned] = []
         for n, plan in enumerate(to_process):
             name = plan.path.name
             self.progress.processing(name)
             try:
-                _extract(plan, self.settings, limits, lambda done, total, name=name: self.progress.page(name, done,
-                                                                                                         total))
+                _extract(plan, self.settings, sandbox,
+                         lambda done, total, name=name: self.progress.page(name, done, total))
             except DocumentError as error:
                 plan.status, plan.reason = "failed", str(error)
                 if plan.previous and reusable:
@@ -262,10 +273,9 @@ class _Run:
                 for written in pending:
                     documents[written.doc_id] = {**_manifest_meta(written), "version": written.version,
                                                  "pages": written.pages, "chunks": len(written.chunks),
-                                                 "ingested_at": time.time()}
+                                                 "acronyms": written.acronyms, "ingested_at": time.time()}
                     self.progress.processed(written.path.name, len(written.chunks))
                 pending = []
-        return documents, dims
 
     def _discard_written(self) -> None:
         """Delete what this run wrote before it failed (best effort: the next run's clean-up is the backstop)."""
@@ -347,12 +357,12 @@ def _result(plan: _Planned, reusable: bool) -> DocumentResult:
     return DocumentResult(plan.doc_id, file, plan.status, chunks=chunks, pages=pages, warning=plan.warning)
 
 
-def _extract(plan: _Planned, settings: Settings, limits: SandboxLimits,
-             on_page: Callable[[int, int], None]) -> None:
-    extracted = extract_isolated(plan.path, limits, on_page)
+def _extract(plan: _Planned, settings: Settings, sandbox: Sandbox, on_page: Callable[[int, int], None]) -> None:
+    extracted = sandbox.extract(plan.path, on_page)
     if not plan.meta["catalogued"] and extracted.info_title:
         plan.meta["title"] = extracted.info_title
     plan.pages = extracted.page_count
+    plan.acronyms = find_acronyms(" ".join(block.text for block in extracted.blocks))
     plan.chunks = chunk_blocks(extracted.blocks, plan.doc_id, plan.version, settings.chunk_size,
                                settings.chunk_overlap)
     if not plan.chunks:
@@ -372,8 +382,10 @@ def _write_documents(store: IndexStore, model: Any, plans: list[_Planned]) -> No
     """Embed the documents' sentences (each distinct text once) and headings in one pass, derive the chunk
     vectors, and write the chunks with their sentences."""
     headings = {p.doc_id: [heading_text(p.meta["title"], chunk) for chunk in p.chunks] for p in plans}
+    records = {p.doc_id: [chunk_record(c, p.version) for c in p.chunks] for p in plans}
+    leaves = [r.heading for rs in records.values() for r in rs if r.heading]
     texts = [s.text for p in plans for chunk in p.chunks for s in chunk.sentences]
-    distinct = list(dict.fromkeys(texts + [h for hs in headings.values() for h in hs]))
+    distinct = list(dict.fromkeys(texts + [h for hs in headings.values() for h in hs] + leaves))
     row = {text: n for n, text in enumerate(distinct)}
     embedded = embed_matrix(model, distinct)
     ids, documents, metadatas, vectors = [], [], [], []
@@ -385,7 +397,8 @@ def _write_documents(store: IndexStore, model: Any, plans: list[_Planned]) -> No
         bounds = np.cumsum([0] + [len(c.sentences) for c in plan.chunks])
         ids += [c.chunk_id for c in plan.chunks]
         documents += [c.text for c in plan.chunks]
-        metadatas += [chunk_record(c, plan.version).metadata(sentence_vectors[bounds[n]:bounds[n + 1]])
-                      for n, c in enumerate(plan.chunks)]
+        metadatas += [record.metadata(sentence_vectors[bounds[n]:bounds[n + 1]],
+                                      embedded[row[record.heading]] if record.heading else None)
+                      for n, record in enumerate(records[plan.doc_id])]
         vectors.append(chunk_vectors(plan.chunks, plan.meta["title"], sentence_vectors, owners, heading_vectors))
     store.add(ids, documents, metadatas, np.concatenate(vectors))

@@ -21,8 +21,9 @@ from chromadb.errors import NotFoundError
 
 from .config import Settings
 from .embeddings import load_embeddings
-from .store import ChunkRecord, IndexStore, Manifest, sentence_vectors_of
+from .store import ChunkRecord, IndexStore, Manifest, heading_vector_of, sentence_vectors_of
 from .text import terms
+from .vocabulary import Concept, Lexicon
 
 logger = logging.getLogger(__name__)
 
@@ -80,13 +81,15 @@ class IndexSnapshot:
     document_frequency: Counter
     chunk_terms: tuple[frozenset[str], ...]
     sentence_records: dict[str, tuple[SentenceRecord, ...]]
+    heading_records: dict[str, SentenceRecord]
+    lexicon: Lexicon
 
     @classmethod
     def load(cls, store: IndexStore, manifest: Manifest) -> IndexSnapshot:
         """Read the live versions' chunk records and build the lexical index over them."""
         collection = store.chunks(create=False)
         live = sorted(manifest.live_versions)
-        ids, texts, metas, sentences = [], [], [], {}
+        ids, texts, metas, sentences, headings = [], [], [], {}, {}
         for record_id, document, metadata, _ in store.records(where={"version": {"$in": live}}):
             record = ChunkRecord.from_chroma(record_id, document, metadata)
             entry = manifest.documents.get(record.doc_id)
@@ -95,6 +98,10 @@ class IndexSnapshot:
             vectors = sentence_vectors_of(metadata, manifest.dims)
             sentences[record_id] = tuple(SentenceRecord(row.text, record_id, row.page, row.unit, n, vectors[n])
                                          for n, row in enumerate(record.sentences))
+            heading_vector = heading_vector_of(metadata, manifest.dims)
+            if heading_vector is not None:
+                headings[record_id] = SentenceRecord(record.heading, record_id, record.page, "heading", -1,
+                                                     heading_vector)
             ids.append(record_id)
             texts.append(document)
             metas.append({"doc_id": record.doc_id, "chunk_id": record_id, "version": record.version,
@@ -104,10 +111,13 @@ class IndexSnapshot:
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets it to DEBUG when imported
         bm25 = bm25s.BM25()
         bm25.index(tokenized, show_progress=False)
+        document_frequency = Counter(term for tokens in tokenized for term in set(tokens))
+        aliases = [tuple(pair) for pair in manifest.pipeline.get("glossary", [])]
+        aliases += [pair for entry in manifest.documents.values() for pair in entry.get("acronyms", {}).items()]
         return cls(manifest, collection, tuple(ids), tuple(texts), tuple(metas),
-                   {chunk_id: n for n, chunk_id in enumerate(ids)}, bm25,
-                   Counter(term for tokens in tokenized for term in set(tokens)),
-                   tuple(frozenset(tokens) for tokens in tokenized), sentences)
+                   {chunk_id: n for n, chunk_id in enumerate(ids)}, bm25, document_frequency,
+                   tuple(frozenset(tokens) for tokens in tokenized), sentences, headings,
+                   Lexicon(aliases, document_frequency))
 
     @property
     def snapshot_id(self) -> str:
@@ -139,6 +149,10 @@ class IndexSnapshot:
     def sentences(self, chunk_ids: list[str]) -> dict[str, tuple[SentenceRecord, ...]]:
         """The sentences (with their vectors) of the given chunks, in document order."""
         return {chunk_id: self.sentence_records.get(chunk_id, ()) for chunk_id in chunk_ids}
+
+    def heading(self, chunk_id: str) -> SentenceRecord | None:
+        """The innermost heading the chunk sits under, with its vector (unit "heading")."""
+        return self.heading_records.get(chunk_id)
 
     def lexical_scores(self, query_terms: list[str]) -> np.ndarray:
         known = [t for t in query_terms if self.knows(t)]
@@ -172,6 +186,7 @@ class Retrieval:
     ranking: list[RetrievedChunk] = field(default_factory=list)
     query_terms: list[str] = field(default_factory=list)
     term_weights: dict[str, float] = field(default_factory=dict)
+    concepts: list[Concept] = field(default_factory=list)
 
 
 class IndexReader:
@@ -272,13 +287,15 @@ def _retrieve(snapshot: IndexSnapshot, query: str, vector: np.ndarray, k: int, k
     dense_ids = list(dense_sim)
 
     query_terms = list(dict.fromkeys(terms(query)))
-    lexical = snapshot.lexical_scores(query_terms)
+    concepts = snapshot.lexicon.concepts(query_terms)
+    search_terms = list(dict.fromkeys(t for concept in concepts for form in concept.forms for t in form))
+    lexical = snapshot.lexical_scores(search_terms)
     allowed = snapshot.allowed(kinds, doc_ids)
     if allowed is not None:
         lexical = np.where(allowed, lexical, 0.0)
     lexical_order = [int(i) for i in np.argsort(-lexical)[:pool] if lexical[i] > 0]
 
-    rare = any(snapshot.knows(t) and snapshot.document_frequency[t] <= RARE_TERM_CHUNKS for t in query_terms)
+    rare = any(snapshot.knows(t) and snapshot.document_frequency[t] <= RARE_TERM_CHUNKS for t in search_terms)
     lexical_weight = 2.0 if rare else 1.0
     fused: dict[str, float] = {}
     for rank, chunk_id in enumerate(dense_ids):
@@ -295,8 +312,8 @@ def _retrieve(snapshot: IndexSnapshot, query: str, vector: np.ndarray, k: int, k
         n = snapshot.index_of[chunk_id]
         chunks.append(RetrievedChunk(chunk_id, snapshot.texts[n], snapshot.metas[n], fused[chunk_id],
                                      dense_sim.get(chunk_id, 0.0), float(lexical[n]), rank))
-    weights = {t: snapshot.idf(t) for t in query_terms}
-    return Retrieval(query, vector, chunks[:k], snapshot, chunks, query_terms, weights)
+    weights = {t: snapshot.idf(t) for t in search_terms}
+    return Retrieval(query, vector, chunks[:k], snapshot, chunks, query_terms, weights, concepts)
 
 
 def _similarities(snapshot: IndexSnapshot, vector: np.ndarray, chunk_ids: list[str]) -> dict[str, float]:

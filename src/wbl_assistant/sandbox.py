@@ -1,24 +1,31 @@
 """PDF extraction in a child process, under a time limit, a memory limit, a page cap and a character cap.
 
 A PDF is untrusted input: a few kilobytes can hold a content stream that takes pypdf minutes and gigabytes
-to walk. Each document is read in a fresh process forked from a small fork server (cheap to start, nothing
-shared with the ingest's model or Chroma client), with an address-space limit; a watchdog kills it when no
-page has been finished for `pdf_page_seconds`. That document then fails with a reason; the others proceed.
+to walk. Documents are read by a worker process (`python -m wbl_assistant.sandbox`: a fresh interpreter
+that imports only the extraction code, nothing of the caller's, so it works from any script) with an
+address-space limit; a watchdog kills it when no page has been finished for `WBL_PDF_PAGE_SECONDS`. That
+document then fails with a reason, a new worker is started for the next one, and the others proceed.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import multiprocessing
+import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from .config import Settings
 from .extraction import DocumentError, ExtractedDocument, PdfLimits, read_pdf
+
+_HEADER = struct.Struct("!I")
 
 
 @dataclass(frozen=True)
@@ -33,70 +40,121 @@ class SandboxLimits:
                    PdfLimits(settings.pdf_max_pages, settings.pdf_max_chars))
 
 
-@functools.cache
-def _context():
-    """The fork server's context, started on first use, with extraction's imports preloaded."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["wbl_assistant.extraction"])
-    return context
+def _send(stream: BinaryIO, message: Any) -> None:
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(payload)) + payload)
+    stream.flush()
 
 
-def _worker(connection: Connection, path: str, limits: SandboxLimits) -> None:
-    import resource
+class Sandbox:
+    """A worker process that reads PDFs one at a time; restarted after a document it had to be stopped on."""
 
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
-    if limits.memory_mb:
-        cap = limits.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    try:
-        document = read_pdf(Path(path), limits.pdf, on_page=lambda done, total: connection.send(("page", done, total)))
-        connection.send(("done", document))
-    except DocumentError as error:
-        connection.send(("failed", str(error)))
-    except MemoryError:
-        connection.send(("failed", f"reading it needs more than {limits.memory_mb} MB (WBL_PDF_MEMORY_MB)"))
-    except Exception as error:  # anything else pypdf raises is a document problem, reported as such
-        connection.send(("failed", f"cannot be read ({type(error).__name__}: {str(error)[:120]})"))
-    finally:
-        connection.close()
+    def __init__(self, limits: SandboxLimits) -> None:
+        self.limits = limits
+        self._process: subprocess.Popen | None = None
+        self._buffer = b""
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def _start(self) -> subprocess.Popen:
+        if self._process is None or self._process.poll() is not None:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "wbl_assistant.sandbox", str(self.limits.memory_mb)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
+            self._buffer = b""
+        return self._process
+
+    def close(self) -> None:
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait(timeout=10)
+            for stream in (self._process.stdin, self._process.stdout):
+                stream.close()
+            self._process = None
+
+    def extract(self, path: Path, on_page: Callable[[int, int], None] | None = None) -> ExtractedDocument:
+        """`read_pdf` in the worker; DocumentError with a reason when it fails or breaks a limit."""
+        process = self._start()
+        try:
+            _send(process.stdin, (str(path), self.limits.pdf))
+        except BrokenPipeError:
+            self.close()
+            raise DocumentError("the PDF reader process could not be started") from None
+        last_progress = time.monotonic()
+        while True:
+            message = self._receive(process, last_progress)
+            if message[0] == "page":
+                last_progress = time.monotonic()
+                if on_page:
+                    on_page(message[1], message[2])
+            elif message[0] == "done":
+                return message[1]
+            else:
+                raise DocumentError(message[1])
+
+    def _receive(self, process: subprocess.Popen, last_progress: float) -> tuple:
+        """The worker's next message; the worker is stopped (and the document failed) on a stall or a crash."""
+        fd = process.stdout.fileno()
+        while True:
+            if len(self._buffer) >= _HEADER.size:
+                (size,) = _HEADER.unpack_from(self._buffer)
+                if len(self._buffer) >= _HEADER.size + size:
+                    payload = self._buffer[_HEADER.size:_HEADER.size + size]
+                    self._buffer = self._buffer[_HEADER.size + size:]
+                    return pickle.loads(payload)
+            if time.monotonic() - last_progress > self.limits.page_seconds:
+                self.close()
+                raise DocumentError(f"a page took more than {self.limits.page_seconds:g} s to read "
+                                    "(WBL_PDF_PAGE_SECONDS): stopped; the PDF may be malformed")
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                code = process.wait(timeout=10)
+                self.close()
+                raise DocumentError(f"reading it stopped the reader (exit {code}): out of memory? the limit is "
+                                    f"{self.limits.memory_mb} MB (WBL_PDF_MEMORY_MB)")
+            self._buffer += chunk
 
 
 def extract_isolated(path: Path, limits: SandboxLimits,
                      on_page: Callable[[int, int], None] | None = None) -> ExtractedDocument:
-    """`read_pdf` in a child process; DocumentError with a reason when it fails or breaks a limit."""
-    context = _context()
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_worker, args=(sender, str(path), limits), daemon=True)
-    process.start()
-    sender.close()
-    last_progress = time.monotonic()
-    try:
-        while True:
-            if receiver.poll(0.2):
-                try:
-                    message = receiver.recv()
-                except EOFError:
-                    break
-                if message[0] == "page":
-                    last_progress = time.monotonic()
-                    if on_page:
-                        on_page(message[1], message[2])
-                    continue
-                if message[0] == "done":
-                    return message[1]
-                raise DocumentError(message[1])
-            if not process.is_alive() and not receiver.poll(0):
-                break
-            if time.monotonic() - last_progress > limits.page_seconds:
-                raise DocumentError(f"a page took more than {limits.page_seconds:g} s to read "
-                                    "(WBL_PDF_PAGE_SECONDS): stopped; the PDF may be malformed")
-    finally:
-        if process.is_alive():
-            process.kill()
-        process.join(timeout=5)
-        receiver.close()
-    if process.exitcode and process.exitcode < 0:
-        raise DocumentError(f"reading it was stopped by signal {-process.exitcode} (out of memory? "
-                            f"the limit is {limits.memory_mb} MB, WBL_PDF_MEMORY_MB)")
-    raise DocumentError("reading it failed: the reader stopped without a result (out of memory? "
-                        f"the limit is {limits.memory_mb} MB, WBL_PDF_MEMORY_MB)")
+    """One PDF through a sandbox of its own."""
+    with Sandbox(limits) as sandbox:
+        return sandbox.extract(path, on_page)
+
+
+def _serve(memory_mb: int) -> None:
+    """The worker: read (path, limits) requests from stdin, answer on stdout, until stdin closes."""
+    import resource
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    if memory_mb:
+        cap = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    requests, replies = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        header = requests.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            return
+        path, pdf_limits = pickle.loads(requests.read(_HEADER.unpack(header)[0]))
+        try:
+            document = read_pdf(Path(path), pdf_limits,
+                                on_page=lambda done, total: _send(replies, ("page", done, total)))
+            _send(replies, ("done", document))
+        except DocumentError as error:
+            _send(replies, ("failed", str(error)))
+        except MemoryError:
+            _send(replies, ("failed", f"reading it needs more than {memory_mb} MB (WBL_PDF_MEMORY_MB)"))
+        except Exception as error:  # anything else pypdf raises is a problem of this document
+            _send(replies, ("failed", f"cannot be read ({type(error).__name__}: {str(error)[:120]})"))
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0)

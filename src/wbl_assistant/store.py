@@ -112,13 +112,21 @@ class ChunkRecord:
     section: str
     sentences: tuple[SentenceRow, ...]
 
-    def metadata(self, sentence_vectors: np.ndarray) -> dict[str, Any]:
-        return {
+    @property
+    def heading(self) -> str:
+        """The innermost heading the chunk sits under ("" in front matter)."""
+        return self.section.rsplit(" > ", 1)[-1] if self.section else ""
+
+    def metadata(self, sentence_vectors: np.ndarray, heading_vector: np.ndarray | None = None) -> dict[str, Any]:
+        out = {
             "doc_id": self.doc_id, "version": self.version, "index": self.index, "page": self.page,
             "page_end": self.page_end, "section": self.section,
             "sentences": json.dumps([[s.text, s.page, s.unit] for s in self.sentences], ensure_ascii=False),
             "sentence_vectors": encode_vectors(sentence_vectors),
         }
+        if heading_vector is not None:
+            out["heading_vector"] = encode_vectors(heading_vector[None, :])
+        return out
 
     @classmethod
     def from_chroma(cls, chunk_id: str, text: str, metadata: dict[str, Any]) -> ChunkRecord:
@@ -130,6 +138,11 @@ class ChunkRecord:
 def sentence_vectors_of(metadata: dict[str, Any], dims: int) -> np.ndarray:
     encoded = metadata.get("sentence_vectors", "")
     return decode_vectors(encoded, dims) if encoded else np.zeros((0, dims), dtype=np.float32)
+
+
+def heading_vector_of(metadata: dict[str, Any], dims: int) -> np.ndarray | None:
+    encoded = metadata.get("heading_vector", "")
+    return decode_vectors(encoded, dims)[0] if encoded else None
 
 
 # -- the manifest -----------------------------------------------------------------------------------------

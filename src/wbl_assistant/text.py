@@ -6,7 +6,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-import snowballstemmer
+import Stemmer
 
 ABBREVIATIONS = {
     "e.g", "i.e", "etc", "vs", "gov", "sen", "rep", "st", "no", "nos", "ill", "adm", "reg", "stat", "dr", "mr",
@@ -53,7 +53,7 @@ def numbers(text: str) -> set[str]:
     return set(re.findall(r"\d+(?:\.\d+)?", re.sub(r"(?<=\d),(?=\d{3})", "", text)))
 
 
-_STEMMER = snowballstemmer.stemmer("english")
+_STEMMER = Stemmer.Stemmer("english")
 
 
 @lru_cache(maxsize=200_000)
@@ -62,10 +62,55 @@ def stem(word: str) -> str:
     return _STEMMER.stemWord(word)
 
 
+_NUMBER_WORDS = {
+    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+    "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17,
+    "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
+    "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100,
+}
+_TENS = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+_UNITS = "one|two|three|four|five|six|seven|eight|nine"
+#: Ways of writing the same quantity, rewritten to one form before terms are taken (order matters).
+_CANONICAL = [
+    # times of day: 9 pm, 9pm, 9 p.m., 9:00 p.m. -> "9 9pm"
+    (re.compile(r"\b(\d{1,2})(?::00)?\s*([ap])\.?\s?m\b\.?", re.IGNORECASE),
+     lambda m: f"{m.group(1)} {m.group(1)}{m.group(2).lower()}m"),
+    # ages: 15-year-old(s), 15 year old, 15 yr old, 15yo, 15 y/o, 15-yr-olds -> "15 year old"
+    (re.compile(r"\b(\d{1,2})\s*-?\s*(?:years?|yrs?)\s*-?\s*olds?\b", re.IGNORECASE), r"\1 year old"),
+    (re.compile(r"\b(\d{1,2})\s*(?:yo|y/o|y\.o\.)(?=\W|$)", re.IGNORECASE), r"\1 year old"),
+    # units written short after a number: 18 hrs, 30 min, 2 wks, 3 yrs
+    (re.compile(r"\b(\d+)\s*(?:hrs?)\b", re.IGNORECASE), r"\1 hours"),
+    (re.compile(r"\b(\d+)\s*(?:mins?)\b", re.IGNORECASE), r"\1 minutes"),
+    (re.compile(r"\b(\d+)\s*(?:wks?)\b", re.IGNORECASE), r"\1 weeks"),
+    (re.compile(r"\b(\d+)\s*(?:yrs?)\b", re.IGNORECASE), r"\1 years"),
+    # the same words alone
+    (re.compile(r"\bhrs?\b", re.IGNORECASE), "hours"),
+    (re.compile(r"\byrs?\b", re.IGNORECASE), "years"),
+    (re.compile(r"\bwks?\b", re.IGNORECASE), "weeks"),
+    (re.compile(r"\bmax\b", re.IGNORECASE), "maximum"),
+    # numbers in words: sixty -> 60, twenty-one -> 21
+    (re.compile(rf"\b({_TENS})[\s-]({_UNITS})\b", re.IGNORECASE),
+     lambda m: str(_NUMBER_WORDS[m.group(1).lower()] + (_NUMBER_WORDS.get(m.group(2).lower()) or 1))),
+    (re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE),
+     lambda m: str(_NUMBER_WORDS[m.group(1).lower()])),
+]
+
+
+def canonical(text: str) -> str:
+    """One spelling for things people write several ways: times of day, ages, short units, numbers in words.
+
+    Shared by retrieval, the abstention gate and the answerer through `terms`, so "9 pm" meets "9:00 p.m."
+    and "15 yr old" meets "15-year-olds"."""
+    for pattern, replacement in _CANONICAL:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 def terms(text: str) -> list[str]:
-    """Lexical terms: content words, lightly stemmed. BM25, the gate, the answerer and the guard share them."""
+    """Lexical terms: content words of the canonical text, stemmed. BM25, the gate, the answerer and the
+    guard share them."""
     out = []
-    for word in content_words(text):
+    for word in content_words(canonical(text)):
         stemmed = stem(word)
         if stemmed not in STOPWORDS:
             out.append(stemmed)

@@ -2,9 +2,10 @@
 
 import numpy as np
 
-from wbl_assistant.answering import AnswerContext, Evidence
+from wbl_assistant.answering import AnswerContext
 from wbl_assistant.backends import CitationGuard, LLMBackend
 from wbl_assistant.config import Settings
+from wbl_assistant.gate import Evidence
 from wbl_assistant.grounding import split_cited
 from wbl_assistant.retrieval import Retrieval, RetrievedChunk, SentenceRecord
 
@@ -22,7 +23,7 @@ def context():
     sentences = {c.chunk_id: (SentenceRecord(c.text, c.chunk_id, c.page, "sentence", 0, np.zeros(3)),)
                  for c in CHUNKS}
     retrieval = Retrieval("q", np.zeros(3), CHUNKS, snapshot=None, ranking=CHUNKS)
-    return AnswerContext("q", "q", [], retrieval, sentences, Evidence(0.8, 0.8, 1.0, 0.0))
+    return AnswerContext("q", "q", [], retrieval, sentences, Evidence({}, 0.9))
 
 
 def run(text, mode="drop"):

@@ -177,7 +177,8 @@ def item_metrics(item: Any, answer: dict[str, Any], chunk_text: Callable[[str], 
             out["source_recall"] = source_recall(cited, item.gold_docs)
     if not abstained:
         out["citation_validity"] = citation_validity(text, [c["n"] for c in citations])
-        out["citation_support"] = citation_support(text, {c["n"]: chunk_text(c["chunk_id"]) for c in citations})
+        out["citation_support"] = citation_support(text, {
+            c["n"]: " ".join(chunk_text(cid) for cid in c.get("chunk_ids") or [c["chunk_id"]]) for c in citations})
     correct = item.answerable and not abstained and out.get("all_facts", 0.0) == 1.0
     out["crag"] = crag_score(item.answerable, abstained, correct)
     return out

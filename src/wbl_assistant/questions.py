@@ -1,0 +1,140 @@
+"""What a question asks for, read from its form: a list, a quantity (and in which unit), a yes/no verdict, or
+something else; and the quantities a text states. The answerer uses it to open with the sentence that
+answers (the number in the right unit, the verdict, the whole list); the abstention gate uses it to see
+whether the passages hold that kind of answer at all.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .text import canonical
+
+LIST = "list"
+QUANTITY = "quantity"
+YES_NO = "yes_no"
+OTHER = "other"
+
+_AUXILIARIES = ("can", "could", "does", "do", "is", "are", "must", "may", "should", "will", "would", "has", "have",
+                "did", "was", "were", "am", "shall", "might")
+_LIST_CUES = re.compile(
+    r"^\s*(list|name|enumerate|outline)\b|\b(what|which) (are|were) (the|all|some|its|their)\b|"
+    r"\b(what|which) \w+ (are|were) (there|required|needed|allowed|included|listed|covered)\b|"
+    r"\b(steps|stages|phases|components|elements|requirements|criteria|types|kinds|options|ways|parts|areas|"
+    r"categories|strategies|pieces|items|activities|examples|list)\b", re.IGNORECASE)
+_QUANTITY_CUES = re.compile(
+    r"\bhow (many|much|long|old|late|early|often|soon)\b|\bwhat (time|age|date|year|day|hours)\b|^\s*when\b|"
+    r"\bby (what|which) (date|day|time)\b|\b(deadline|latest|earliest|minimum|maximum|max|min|cap|limit|"
+    r"at least|at most|age|cost|fee|wage|amount|number of|percent|percentage)\b", re.IGNORECASE)
+#: The unit a quantity question expects, from the words it uses (first match wins).
+_UNIT_CUES = [
+    ("time", re.compile(r"\bhow (late|early)\b|\bwhat time\b|\buntil\s+\d|\b\d{1,2}\s*(am|pm)\b|"
+                        r"\b(start|end) time\b", re.IGNORECASE)),
+    ("age", re.compile(r"\bhow old\b|\bwhat age\b|\bage\b|\baged\b|\bminimum age\b", re.IGNORECASE)),
+    ("dollar", re.compile(r"\b(cost|costs|fee|fees|wage|wages|pay|salary|price|dollars?|funding|grant|fine|"
+                          r"penalty|money)\b|\$", re.IGNORECASE)),
+    ("minute", re.compile(r"\bminutes?\b|\bmeal (break|period)s?\b", re.IGNORECASE)),
+    ("hour", re.compile(r"\bhours?\b", re.IGNORECASE)),
+    ("day", re.compile(r"\bdays?\b", re.IGNORECASE)),
+    ("week", re.compile(r"\bweeks?\b", re.IGNORECASE)),
+    ("date", re.compile(r"^\s*when\b|\bdate\b|\bdeadline\b|\bwhat year\b|\bby when\b|\beffective\b",
+                        re.IGNORECASE)),
+    ("percent", re.compile(r"\bpercent(age)?\b|%", re.IGNORECASE)),
+    ("duration", re.compile(r"\bhow long\b", re.IGNORECASE)),
+]
+_DURATIONS = {"hour", "minute", "day", "week", "month", "year"}
+_MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
+           "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec")
+#: A stated quantity, in canonical text (see `text.canonical`): number and unit.
+_QUANTITY = re.compile(
+    r"(?P<dollar>\$\s?\d[\d,]*(?:\.\d+)?(?:\s*(?:million|billion|thousand))?)|"
+    r"(?P<time>\b\d{1,2}(?::\d{2})?\s?[ap]m\b)|"
+    rf"(?P<date>\b(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b|\b(?:19|20)\d{{2}}\b|"
+    rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\b|\blabor day\b)|"
+    r"(?P<number>\b\d+(?:\.\d+)?)\s*-?\s*(?P<unit>year\s+old|hours?|minutes?|days?|weeks?|months?|"
+    r"years?|percent|%)?", re.IGNORECASE)
+_UNIT_OF = {"hour": "hour", "hours": "hour", "minute": "minute", "minutes": "minute", "day": "day", "days": "day",
+            "week": "week", "weeks": "week", "month": "month", "months": "month", "year": "year", "years": "year",
+            "percent": "percent", "%": "percent"}
+_VERDICT = re.compile(
+    r"\b(not|no|never|only|unless|except|exempt|excluded?|excludes|prohibit\w*|forbid\w*|bar(s|red)?|"
+    r"must|may|can|cannot|can't|allowed|permitted|required|requires|applies|apply|does|do|is|are|yes)\b",
+    re.IGNORECASE)
+
+
+#: A quantity stated as a bound ("at least 16", "under 16", "16 or older") is a rule about the question's
+#: subject too, not about another subject.
+_BOUND = re.compile(r"\b(at least|at most|under|over|younger than|older than|less than|more than|up to|minimum|"
+                    r"maximum|no more than|no less than)\s+(age\s+)?\d|\d+\s*(year old\s*)?(or|and)\s+"
+                    r"(older|over|up|younger|under|above|below)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class QuestionShape:
+    kind: str
+    unit: str = ""
+    quantities: frozenset[tuple[str, str]] = frozenset()
+
+
+def quantities(text: str) -> set[tuple[str, str]]:
+    """(value, unit) of every quantity a text states: ("15", "age"), ("9", "time"), ("18", "hour"),
+    ("$3,500", "dollar"), ("2025", "date"), ("60", "")."""
+    out = set()
+    for match in _QUANTITY.finditer(canonical(text)):
+        if match.group("dollar"):
+            out.add((match.group("dollar").replace(" ", ""), "dollar"))
+        elif match.group("time"):
+            out.add((re.match(r"\d+", match.group("time")).group(), "time"))
+        elif match.group("date"):
+            out.add((match.group("date").lower(), "date"))
+        else:
+            unit = (match.group("unit") or "").strip(" -").lower()
+            kind = "age" if "old" in unit else _UNIT_OF.get(unit, "")
+            out.add((match.group("number"), kind))
+    return out
+
+
+def shape_of(question: str) -> QuestionShape:
+    """The kind of answer `question` asks for (list, quantity, yes/no, other), the unit, its own quantities."""
+    text = canonical(question).strip().lower()
+    stated = frozenset(quantities(question))
+    first = re.findall(r"[a-z']+", text)[:1]
+    if _QUANTITY_CUES.search(text):
+        unit = next((name for name, cue in _UNIT_CUES if cue.search(text)), "")
+        if not (first and first[0] in _AUXILIARIES) or unit:
+            return QuestionShape(QUANTITY, unit, stated)
+    if _LIST_CUES.search(text) and not (first and first[0] in _AUXILIARIES):
+        return QuestionShape(LIST, "", stated)
+    if (first and first[0] in _AUXILIARIES) or re.search(r"\bor not\b", text):
+        return QuestionShape(YES_NO, "", stated)
+    return QuestionShape(OTHER, "", stated)
+
+
+def answers_quantity(text: str, unit: str) -> bool:
+    """Whether `text` states a quantity of the expected unit ("" expects any number)."""
+    found = quantities(text)
+    if not unit:
+        return bool(found)
+    if unit == "duration":
+        return any(kind in _DURATIONS or kind == "date" for _, kind in found)
+    return any(kind == unit for _, kind in found)
+
+
+def holds_verdict(text: str) -> bool:
+    return bool(_VERDICT.search(text))
+
+
+def conflicting_subject(question: QuestionShape, text: str) -> bool:
+    """A text about other quantities of a kind the question pins down (16- and 17-year-olds, when asked
+    about a 15-year-old) does not answer it first."""
+    if not question.quantities or _BOUND.search(canonical(text)):
+        return False
+    found = quantities(text)
+    for value, kind in question.quantities:
+        if kind not in ("age", "hour", "time", "dollar"):
+            continue
+        same_kind = {v for v, k in found if k == kind}
+        if same_kind and value not in same_kind:
+            return True
+    return False
