@@ -11,10 +11,13 @@ the document's own question is never quoted, the sentences after it are favoured
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from .grounding import cited_text
 from .questions import (
@@ -26,12 +29,17 @@ from .questions import (
     answers_quantity,
     conflicting_subject,
     holds_verdict,
+    states_bound,
 )
-from .retrieval import Retrieval, RetrievedChunk, SentenceRecord
+from .retrieval import IndexSnapshot, Retrieval, RetrievedChunk, SentenceRecord
 from .text import terms
+from .vocabulary import Concept
 
 if TYPE_CHECKING:
     from .gate import Evidence
+
+#: A question's concepts as (every known way of writing it, weight).
+Concepts = list[tuple[tuple[tuple[str, ...], ...], float]]
 
 
 @dataclass
@@ -68,6 +76,16 @@ class Answer:
         return data
 
 
+@dataclass(frozen=True)
+class QuestionPart:
+    """One of several questions asked at once, each of which the answer must address."""
+
+    text: str
+    shape: QuestionShape
+    vector: np.ndarray
+    concepts: Concepts
+
+
 @dataclass
 class AnswerContext:
     """Everything an answer backend gets: the question, the standalone query, and the evidence."""
@@ -79,6 +97,7 @@ class AnswerContext:
     sentences: dict[str, tuple[SentenceRecord, ...]]
     evidence: Evidence
     shape: QuestionShape = field(default_factory=lambda: QuestionShape(OTHER))
+    parts: list[QuestionPart] = field(default_factory=list)
     started: float = 0.0
     retrieve_ms: float = 0.0
     abstain: bool = False
@@ -119,14 +138,14 @@ class Candidate:
     terms: set[str]
 
 
-Concepts = list[tuple[tuple[tuple[str, ...], ...], float]]
-
-
 def concept_weights(retrieval: Retrieval) -> Concepts:
     """Each concept of the question with its known forms and weight (the IDF of its rarest known form)."""
-    snapshot = retrieval.snapshot
+    return concept_weights_of(retrieval.snapshot, retrieval.concepts)
+
+
+def concept_weights_of(snapshot: IndexSnapshot, concepts: list[Concept]) -> Concepts:
     out = []
-    for concept in retrieval.concepts:
+    for concept in concepts:
         known = [f for f in concept.forms if all(snapshot.knows(t) for t in f)]
         if known:
             out.append((tuple(known), max(snapshot.idf(t) for f in known for t in f)))
@@ -136,6 +155,21 @@ def concept_weights(retrieval: Retrieval) -> Concepts:
 def concept_coverage(concepts: Concepts, found: set[str]) -> float:
     total = sum(w for _, w in concepts) or 1.0
     return sum(w for forms, w in concepts if any(all(t in found for t in f) for f in forms)) / total
+
+
+def _locally_weighted(concepts: Concepts, retrieval: Retrieval,
+                      sentences: dict[str, tuple[SentenceRecord, ...]]) -> Concepts:
+    """Concept weights for choosing among the retrieved sentences: a concept most of them hold (the topic the
+    passages share) tells little about which one answers, so its corpus weight is scaled by its rarity among
+    them (an IDF over the retrieved sentences)."""
+    records = [set(terms(r.text)) for chunk in retrieval.chunks for r in sentences.get(chunk.chunk_id, ())]
+    if not records:
+        return concepts
+    out = []
+    for forms, weight in concepts:
+        holding = sum(1 for found in records if any(all(t in found for t in f) for f in forms))
+        out.append((forms, weight * math.log((len(records) + 1) / (holding + 0.5))))
+    return out
 
 
 def is_question(text: str) -> bool:
@@ -157,7 +191,7 @@ def score_sentences(retrieval: Retrieval, sentences: dict[str, tuple[SentenceRec
     """Every quotable sentence of the retrieved chunks, scored (see `Candidate`). A document's own
     questions (a sentence, or the heading a chunk sits under) are never candidates: the sentences after
     them are."""
-    concepts = concept_weights(retrieval)
+    concepts = _locally_weighted(concept_weights(retrieval), retrieval, sentences)
     asked_terms = {t for concept in retrieval.concepts for form in concept.forms for t in form}
     seen: set[str] = set()
     out = []
@@ -191,6 +225,13 @@ def score_sentences(retrieval: Retrieval, sentences: dict[str, tuple[SentenceRec
     return out
 
 
+def _part_score(part: QuestionPart, candidate: Candidate) -> float:
+    """How well a sentence answers one part of a question of several parts."""
+    similarity = float(candidate.record.vector @ part.vector)
+    return similarity + 0.35 * concept_coverage(part.concepts, candidate.terms) + _opening_bonus(
+        part.shape, candidate.record.text)
+
+
 def _opening_bonus(shape: QuestionShape, text: str) -> float:
     """How much better (or worse) a sentence opens the answer than its relevance alone says."""
     bonus = 0.0
@@ -200,6 +241,8 @@ def _opening_bonus(shape: QuestionShape, text: str) -> float:
         bonus += 0.04
     if conflicting_subject(shape, text):
         bonus -= 0.2
+    elif shape.kind in (YES_NO, QUANTITY) and states_bound(shape, text):
+        bonus += 0.08
     return bonus
 
 
@@ -209,16 +252,20 @@ def _reads_as_statement(record: SentenceRecord) -> bool:
 
 
 def select_sentences(context: AnswerContext, budget_words: int, candidates: list[Candidate]) -> list[Candidate]:
-    """Sentences that answer the question: the most direct one first, then relevant ones covering the
-    question's terms, not repeating."""
+    """Sentences that answer the question: the most direct one first, then the best one for each part of a
+    question of several parts, then relevant ones covering the question's terms, not repeating."""
     if not candidates:
         return []
     opener = max(candidates, key=lambda c: c.opener)
     chosen = [opener]
-    words = len(opener.record.text.split())
+    for part in context.parts:
+        best = max(candidates, key=lambda c: _part_score(part, c))
+        if best not in chosen:
+            chosen.append(best)
+    words = sum(len(c.record.text.split()) for c in chosen)
     floor = max(c.relevance for c in candidates) * RELEVANCE_FLOOR
     concepts = concept_weights(context.retrieval)
-    covered = set(opener.terms)
+    covered = set().union(*(c.terms for c in chosen))
     while words < budget_words:
         best, best_value = None, -1e9
         already = concept_coverage(concepts, covered)
@@ -344,6 +391,37 @@ def _with_followers(context: AnswerContext, records: list[tuple[SentenceRecord, 
     return out
 
 
+#: A sentence that opens by pointing back ("This ...", "It ...", "However, ...") leans on the one before it.
+_ANAPHOR = re.compile(r"^\W*(this|that|these|those|it|its|they|their|such|however|but|yet|still|also|even so|"
+                      r"in that case|otherwise)\b", re.IGNORECASE)
+
+
+def _cohesive(context: AnswerContext, records: list[tuple[SentenceRecord, RetrievedChunk]],
+              budget_words: int) -> list[tuple[SentenceRecord, RetrievedChunk]]:
+    """Keep sentences that lean on each other together: a chosen sentence that points back gets the sentence
+    it points to before it; a chosen sentence that the next one qualifies ("This has not been confirmed")
+    gets that one after it; both within the word budget."""
+    words = sum(len(r.text.split()) for r, _ in records)
+    keys = {(c.chunk_id, r.position) for r, c in records}
+    out: list[tuple[SentenceRecord, RetrievedChunk]] = []
+    for record, chunk in records:
+        siblings = context.sentences.get(chunk.chunk_id, ())
+        before = siblings[record.position - 1] if record.position > 0 else None
+        if (_ANAPHOR.search(record.text) and before is not None and (chunk.chunk_id, before.position) not in keys
+                and not is_question(before.text) and words + len(before.text.split()) <= budget_words * 1.25):
+            out.append((before, chunk))
+            keys.add((chunk.chunk_id, before.position))
+            words += len(before.text.split())
+        out.append((record, chunk))
+        after = siblings[record.position + 1] if record.position + 1 < len(siblings) else None
+        if (after is not None and _ANAPHOR.search(after.text) and (chunk.chunk_id, after.position) not in keys
+                and after.unit == record.unit and words + len(after.text.split()) <= budget_words * 1.25):
+            out.append((after, chunk))
+            keys.add((chunk.chunk_id, after.position))
+            words += len(after.text.split())
+    return out
+
+
 def extractive_answer(context: AnswerContext, budget_words: int) -> Composed:
     candidates = score_sentences(context.retrieval, context.sentences, context.shape)
     if context.shape.kind == LIST:
@@ -358,7 +436,7 @@ def extractive_answer(context: AnswerContext, budget_words: int) -> Composed:
                 kept.append(record)
             return cite([(r.text, block.chunk, r.page) for r in kept])
     chosen = select_sentences(context, budget_words, candidates)
-    pieces = _with_followers(context, [(c.record, c.chunk) for c in chosen])
+    pieces = _with_followers(context, _cohesive(context, [(c.record, c.chunk) for c in chosen], budget_words))
     return cite([(record.text, chunk, record.page) for record, chunk in pieces])
 
 

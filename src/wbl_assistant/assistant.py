@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 
-from .answering import Answer, AnswerContext, Composed
+from .answering import Answer, AnswerContext, Composed, QuestionPart, concept_weights_of
 from .backends import Backend, make_backend
 from .config import Settings
 from .gate import measure_evidence
-from .questions import shape_of
-from .retrieval import IndexReader
-from .text import content_words
+from .questions import question_parts, shape_of
+from .retrieval import IndexReader, Retrieval
+from .text import content_words, terms
 
 MAX_QUESTION_CHARS = 2000
 MAX_HISTORY_TURNS = 20
@@ -155,7 +155,17 @@ class Assistant:
         shape = shape_of(query)
         evidence = measure_evidence(query, shape, retrieval, sentences)
         return AnswerContext(request.question, query, request.history, retrieval, sentences, evidence, shape,
-                             started=request.started)
+                             self._parts(request.question, retrieval), started=request.started)
+
+    def _parts(self, question: str, retrieval: Retrieval) -> list[QuestionPart]:
+        """The parts of a question that asks several things at once (none for a single question)."""
+        texts = question_parts(question)
+        if len(texts) < 2:
+            return []
+        snapshot = retrieval.snapshot
+        return [QuestionPart(text, shape_of(text), self.reader.embed_query(text),
+                             concept_weights_of(snapshot, snapshot.lexicon.concepts(terms(text))))
+                for text in texts]
 
     def _gate(self, context: AnswerContext) -> AnswerContext:
         context.abstain = context.evidence.score < self.settings.min_evidence or not context.retrieval.chunks

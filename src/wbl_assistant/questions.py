@@ -23,6 +23,9 @@ _LIST_CUES = re.compile(
     r"\b(what|which) \w+ (are|were) (there|required|needed|allowed|included|listed|covered)\b|"
     r"\b(steps|stages|phases|components|elements|requirements|criteria|types|kinds|options|ways|parts|areas|"
     r"categories|strategies|pieces|items|activities|examples|list)\b", re.IGNORECASE)
+#: "Which sectors ...", "what levels ...": a question asking for several things by a plural noun.
+_PLURAL_WHICH = re.compile(r"\b(which|what)\s+(?!(?:is|was|does|has|this|its|ones|else|kinds?|sorts?)\b)"
+                           r"([a-z]+[^s'\W]s)\b", re.IGNORECASE)
 _QUANTITY_CUES = re.compile(
     r"\bhow (many|much|long|old|late|early|often|soon)\b|\bwhat (time|age|date|year|day|hours)\b|^\s*when\b|"
     r"\bby (what|which) (date|day|time)\b|\b(deadline|latest|earliest|minimum|maximum|max|min|cap|limit|"
@@ -77,6 +80,18 @@ class QuestionShape:
     quantities: frozenset[tuple[str, str]] = frozenset()
 
 
+_PART_BREAK = re.compile(
+    r"\?\s+(?=\S)|;\s+|,?\s+and\s+(?:(?:for|by|in|on|at|to|from|with|since|until)\s+)?"
+    r"(?=(?:what|when|which|how|who|whom|where|why|whether|is|are|does|do|did|can|"
+    r"could|was|were|will|should)\b)", re.IGNORECASE)
+
+
+def question_parts(question: str) -> list[str]:
+    """The questions a question holds ("When was it released, and what kind of tool is it?" holds two)."""
+    parts = [p.strip(" ,?") for p in _PART_BREAK.split(question.strip())]
+    return [p for p in parts if len(p.split()) >= 2] or [question]
+
+
 def quantities(text: str) -> set[tuple[str, str]]:
     """(value, unit) of every quantity a text states: ("15", "age"), ("9", "time"), ("18", "hour"),
     ("$3,500", "dollar"), ("2025", "date"), ("60", "")."""
@@ -104,7 +119,7 @@ def shape_of(question: str) -> QuestionShape:
         unit = next((name for name, cue in _UNIT_CUES if cue.search(text)), "")
         if not (first and first[0] in _AUXILIARIES) or unit:
             return QuestionShape(QUANTITY, unit, stated)
-    if _LIST_CUES.search(text) and not (first and first[0] in _AUXILIARIES):
+    if (_LIST_CUES.search(text) or _PLURAL_WHICH.search(text)) and not (first and first[0] in _AUXILIARIES):
         return QuestionShape(LIST, "", stated)
     if (first and first[0] in _AUXILIARIES) or re.search(r"\bor not\b", text):
         return QuestionShape(YES_NO, "", stated)
@@ -123,6 +138,12 @@ def answers_quantity(text: str, unit: str) -> bool:
 
 def holds_verdict(text: str) -> bool:
     return bool(_VERDICT.search(text))
+
+
+def states_bound(question: QuestionShape, text: str) -> bool:
+    """Whether a text states a bound ("at least 16", "under 16") while the question pins a quantity down:
+    the rule that settles the question for its subject."""
+    return bool(question.quantities) and bool(_BOUND.search(canonical(text)))
 
 
 def conflicting_subject(question: QuestionShape, text: str) -> bool:
