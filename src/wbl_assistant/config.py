@@ -7,6 +7,7 @@ dir, corpus, Chroma) by building a `Settings` or by setting `WBL_*` variables fo
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -84,6 +85,22 @@ class Settings:
         metadata=_doc("WBL_ADMIN_PASSWORD", "Enables the chat page's admin tab (upload and re-ingest); unset: no tab."),
     )
     upload_max_mb: int = field(default=50, metadata=_doc("WBL_UPLOAD_MAX_MB", "Largest PDF the admin tab accepts."))
+    ocr: str = field(
+        default="auto",
+        metadata=_doc("WBL_OCR", "OCR of scanned pages: off, auto (pages without a text layer, when Tesseract is "
+                                 "installed) or force (every page)."),
+    )
+    ocr_min_confidence: float = field(
+        default=60.0,
+        metadata=_doc("WBL_OCR_MIN_CONFIDENCE", "Confidence floor (0-100): an OCR'd page under it is skipped "
+                                                "with a warning, not indexed."),
+    )
+    ocr_dpi: int = field(default=200, metadata=_doc("WBL_OCR_DPI", "Resolution at which pages are rendered for OCR."))
+    ocr_language: str = field(
+        default="eng",
+        metadata=_doc("WBL_OCR_LANGUAGE", "Tesseract language(s), e.g. eng+spa (each needs its tesseract-ocr-* "
+                                          "package)."),
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -109,6 +126,15 @@ class Settings:
             raise ConfigError(f"WBL_BACKEND must be extractive, openai or llamacpp, not {self.backend!r}")
         if self.guard_mode not in ("drop", "mark"):
             raise ConfigError(f"WBL_GUARD_MODE must be drop or mark, not {self.guard_mode!r}")
+        if self.ocr not in ("off", "auto", "force"):
+            raise ConfigError(f"WBL_OCR must be off, auto or force, not {self.ocr!r}")
+        if not 0 <= self.ocr_min_confidence <= 100:
+            raise ConfigError("WBL_OCR_MIN_CONFIDENCE must be between 0 and 100")
+        if not 70 <= self.ocr_dpi <= 600:
+            raise ConfigError("WBL_OCR_DPI must be between 70 and 600")
+        if not re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", self.ocr_language):
+            raise ConfigError(f"WBL_OCR_LANGUAGE must be Tesseract language codes joined by +, not "
+                              f"{self.ocr_language!r}")
         return self
 
     def with_changes(self, **changes: Any) -> Settings:
@@ -121,6 +147,11 @@ class Settings:
     @property
     def feedback_path(self) -> Path:
         return self.data_dir / "feedback.jsonl"
+
+    @property
+    def ocr_cache_dir(self) -> Path:
+        """OCR words per scanned document, by file hash: a re-ingest does not OCR an unchanged scan again."""
+        return self.data_dir / "ocr"
 
     @property
     def uses_server(self) -> bool:
