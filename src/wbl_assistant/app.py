@@ -28,6 +28,7 @@ from .answering import Answer
 from .assistant import Assistant, QuestionError
 from .config import Settings
 from .ingestion import STATUSES, IngestError, IngestReport, ingest
+from .ocr import page_quote_boxes
 
 EXAMPLE_QUESTIONS = [
     "How many hours does a career development experience require?",
@@ -75,7 +76,9 @@ def source_choices(answer: Answer | None) -> list[tuple[str, str]]:
 
 
 @lru_cache(maxsize=64)
-def _render_page(path: str, mtime: float, page: int, quote: str) -> Image.Image:
+def _render_page(path: str, mtime: float, page: int, quote: str, ocr_dir: str = "", sha256: str = "") -> Image.Image:
+    """The page with the quote shaded; on a scanned page (no text layer) from the OCR words cached in `ocr_dir`
+    for the file with hash `sha256`."""
     import pypdfium2 as pdfium
 
     pdf = pdfium.PdfDocument(path)
@@ -85,7 +88,10 @@ def _render_page(path: str, mtime: float, page: int, quote: str) -> Image.Image:
         pdf_page = pdf[page - 1]
         scale = 1.6
         image = pdf_page.render(scale=scale).to_pil().convert("RGB")
-        _highlight(pdf_page, image, quote, scale)
+        if ocr_dir and not pdf_page.get_textpage().count_chars():
+            _shade(image, page_quote_boxes(Path(ocr_dir), sha256, page, quote, scale))
+        else:
+            _highlight(pdf_page, image, quote, scale)
         return image
     finally:
         pdf.close()
@@ -115,6 +121,15 @@ def _highlight(pdf_page, image: Image.Image, quote: str, scale: float) -> None:
     image.paste(Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB"))
 
 
+def _shade(image: Image.Image, boxes: list[tuple[float, float, float, float]]) -> None:
+    """Shade rectangles (left, top, right, bottom, in image pixels) as _highlight does."""
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    for left, top, right, bottom in boxes:
+        draw.rectangle([left - 2, top - 2, right + 2, bottom + 2], fill=(255, 214, 0, 90))
+    image.paste(Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB"))
+
+
 def page_image(settings: Settings, assistant: Assistant, answer: Answer | None, choice: str | None):
     """The cited page of the selected source, rendered from the PDF in the corpus folder."""
     if answer is None or not choice or answer.abstained:
@@ -123,12 +138,15 @@ def page_image(settings: Settings, assistant: Assistant, answer: Answer | None, 
     if citation is None:
         return None, ""
     documents = assistant.reader.generation.documents if assistant.reader.generation else {}
-    file = documents.get(citation.doc_id, {}).get("file", "")
+    entry = documents.get(citation.doc_id, {})
+    file = entry.get("file", "")
     path = (settings.corpus_dir / file).resolve()
     if not file or path.parent != settings.corpus_dir.resolve() or not path.is_file():
         return None, f"The PDF of {citation.title} is no longer in the corpus folder."
     try:
-        image = _render_page(str(path), path.stat().st_mtime, citation.page, citation.quote)
+        ocr_dir = str(settings.ocr_cache_dir) if entry.get("ocr_pages") else ""
+        image = _render_page(str(path), path.stat().st_mtime, citation.page, citation.quote, ocr_dir,
+                             entry.get("sha256", ""))
     except Exception as error:  # a PDF replaced since ingest, or one pdfium cannot render
         return None, f"Cannot show page {citation.page} of {citation.title}: {error}"
     return image, f"[{citation.n}] {citation.title}, page {citation.page} (cited passage highlighted)"

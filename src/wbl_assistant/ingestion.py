@@ -24,6 +24,7 @@ from .chunking import Chunk, chunk_blocks
 from .config import Settings
 from .embeddings import MODEL_NAME, embed_matrix, load_embeddings
 from .extraction import DocumentError, read_pdf
+from .ocr import OcrOptions
 from .store import Generation, IndexStore
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class DocumentResult:
     pages: int = 0
     reason: str = ""
     warning: str = ""
+    #: Pages read by OCR: {"page", "confidence", "words", "indexed"}.
+    ocr_pages: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -80,6 +83,9 @@ class Progress:
 
     def processed(self, name: str, chunks: int) -> None: ...
 
+    def ocr_page(self, name: str, page: int, pages: int) -> None:
+        """OCR starts on page `page` of the `pages` of document `name` (a few seconds per page)."""
+
 
 @dataclass
 class _Planned:
@@ -93,6 +99,7 @@ class _Planned:
     warning: str = ""
     chunks: list[Chunk] = field(default_factory=list)
     pages: int = 0
+    ocr_pages: list[dict[str, Any]] = field(default_factory=list)
 
 
 def file_sha256(path: Path) -> str:
@@ -190,7 +197,7 @@ def ingest(settings: Settings, *, rebuild: bool = False, progress: Progress | No
         for n, plan in enumerate(to_process):
             progress.processing(plan.path.name)
             try:
-                _extract(plan, settings)
+                _extract(plan, settings, progress)
             except DocumentError as error:
                 plan.status, plan.reason = "failed", str(error)
                 if plan.previous and reusable:
@@ -204,7 +211,8 @@ def ingest(settings: Settings, *, rebuild: bool = False, progress: Progress | No
                 _write_documents(store, model, generation, pending)
                 for written in pending:
                     documents[written.doc_id] = {**_manifest_meta(written), "pages": written.pages,
-                                                 "chunks": len(written.chunks)}
+                                                 "chunks": len(written.chunks),
+                                                 **({"ocr_pages": written.ocr_pages} if written.ocr_pages else {})}
                     progress.processed(written.path.name, len(written.chunks))
                 pending = []
         report.results += [_result(p, reusable) for p in plans]
@@ -289,14 +297,21 @@ def _result(plan: _Planned, reusable: bool) -> DocumentResult:
         return DocumentResult(plan.doc_id, file, "failed", reason=reason, warning=plan.warning)
     chunks = len(plan.chunks) if plan.chunks else int((plan.previous or {}).get("chunks", 0))
     pages = plan.pages or int((plan.previous or {}).get("pages", 0))
-    return DocumentResult(plan.doc_id, file, plan.status, chunks=chunks, pages=pages, warning=plan.warning)
+    ocr_pages = plan.ocr_pages or list((plan.previous or {}).get("ocr_pages", []))
+    return DocumentResult(plan.doc_id, file, plan.status, chunks=chunks, pages=pages, warning=plan.warning,
+                          ocr_pages=ocr_pages)
 
 
-def _extract(plan: _Planned, settings: Settings) -> None:
-    extracted = read_pdf(plan.path)
+def _extract(plan: _Planned, settings: Settings, progress: Progress) -> None:
+    name = plan.path.name
+    ocr = OcrOptions.from_settings(settings, sha256=plan.sha256,
+                                   on_page=lambda page, pages: progress.ocr_page(name, page, pages))
+    extracted = read_pdf(plan.path, ocr=ocr)
     if not plan.meta["catalogued"] and extracted.info_title:
         plan.meta["title"] = extracted.info_title
     plan.pages = extracted.page_count
+    plan.ocr_pages = extracted.ocr_pages
+    plan.warning = "; ".join(filter(None, [plan.warning, *extracted.warnings]))
     plan.chunks = chunk_blocks(extracted.blocks, plan.doc_id, plan.sha256, settings.chunk_size,
                                settings.chunk_overlap)
     if not plan.chunks:
