@@ -91,7 +91,7 @@ class Settings:
                                  "installed) or force (every page)."),
     )
     ocr_min_confidence: float = field(
-        default=60.0,
+        default=80.0,
         metadata=_doc("WBL_OCR_MIN_CONFIDENCE", "Confidence floor (0-100): an OCR'd page under it is skipped "
                                                 "with a warning, not indexed."),
     )

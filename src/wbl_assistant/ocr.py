@@ -125,7 +125,7 @@ class OcrOptions:
     before each page that Tesseract reads (cached pages are not reported)."""
 
     mode: str = "auto"
-    min_confidence: float = 60.0
+    min_confidence: float = 80.0
     dpi: int = 200
     language: str = "eng"
     cache_dir: Path | None = None
