@@ -123,6 +123,7 @@ class _OcrOutcome:
     warnings: list[str] = field(default_factory=list)
     unavailable: str = ""
     low: list[tuple[int, float]] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
 
     def no_text_reason(self, options: OcrOptions | None) -> str:
         if options is None or options.mode == "off":
@@ -133,6 +134,8 @@ class _OcrOutcome:
             return (f"{NO_TEXT}, and OCR could not read it reliably: confidence {_confidences(self.low)}, under "
                     f"the floor of {options.min_confidence:g} (WBL_OCR_MIN_CONFIDENCE); a straight, sharp scan "
                     "(300 dpi) reads better")
+        if self.failed:
+            return f"{NO_TEXT}, and OCR failed on {_page_list(self.failed)} (see the log)"
         return f"{NO_TEXT}, and OCR found no text in it"
 
 
@@ -153,7 +156,7 @@ def _apply_ocr(path: Path, raw_pages: list[list[Line]], options: OcrOptions | No
         if len(wanted) < len(raw_pages):
             outcome.warnings.append(f"{_page_list(wanted)} without a text layer not read: {error}")
         return outcome
-    failed = [number for number in wanted if number not in read]
+    outcome.failed = [number for number in wanted if number not in read]
     good = []
     for number in sorted(read):
         page = read[number]
@@ -173,8 +176,8 @@ def _apply_ocr(path: Path, raw_pages: list[list[Line]], options: OcrOptions | No
             f"OCR confidence {_confidences(outcome.low)} under the floor of {options.min_confidence:g}: "
             f"the OCR text of {'that page' if len(outcome.low) == 1 else 'those pages'} was not indexed; a "
             "straight, sharp scan (300 dpi) reads better")
-    if failed:
-        outcome.warnings.append(f"OCR failed on {_page_list(failed)}: not indexed")
+    if outcome.failed:
+        outcome.warnings.append(f"OCR failed on {_page_list(outcome.failed)}: not indexed")
     return outcome
 
 

@@ -31,13 +31,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MODES = ("off", "auto", "force")
 #: Bump when what is cached changes: older cache files are then ignored and the pages read again.
 CACHE_FORMAT = 1
 #: Largest side of a rendered page, in pixels: a poster-sized page is rendered at less than the set DPI.
 MAX_PIXELS = 6000
 #: Seconds Tesseract may spend on one page before that page is given up (and reported).
 PAGE_TIMEOUT = 300
+#: The cache file is rewritten after this many newly read pages (and at the end): an interrupted ingest of a
+#: long scan keeps most of its work without rewriting a growing file after every page.
+CACHE_EVERY = 10
 #: How to install Tesseract, quoted in every message that says OCR cannot run.
 INSTALL_HINT = ("install Tesseract (Debian/Ubuntu: apt-get install tesseract-ocr tesseract-ocr-eng; "
                 "macOS: brew install tesseract) and re-ingest")
@@ -172,7 +174,12 @@ def recognize(path: Path, pages: list[int], options: OcrOptions) -> dict[int, Oc
         raise OcrUnavailable(problem)
     import pypdfium2 as pdfium
 
-    pdf = pdfium.PdfDocument(str(path))
+    try:
+        pdf = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as error:
+        logger.warning("OCR cannot render %s: %s", path.name, error)
+        return found
+    fresh = 0
     try:
         total = len(pdf)
         with _one_thread_per_tesseract():
@@ -180,14 +187,17 @@ def recognize(path: Path, pages: list[int], options: OcrOptions) -> dict[int, Oc
                 if options.on_page:
                     options.on_page(number, total)
                 try:
-                    found[number] = _read_page(pdf[number - 1], number, options)
-                except RuntimeError as error:  # Tesseract failed or timed out on this page: the others go on
+                    found[number] = cached[number] = _read_page(pdf[number - 1], number, options)
+                except RuntimeError as error:  # rendering or Tesseract failed (or timed out): the others go on
                     logger.warning("OCR of page %d of %s failed: %s", number, path.name, error)
                     continue
-                cached[number] = found[number]
-                _write_cache(options, cached)
+                fresh += 1
+                if fresh % CACHE_EVERY == 0:
+                    _write_cache(options, cached)
     finally:
         pdf.close()
+        if fresh % CACHE_EVERY:
+            _write_cache(options, cached)
     return found
 
 
