@@ -297,7 +297,7 @@ def _result(plan: _Planned, reusable: bool) -> DocumentResult:
         return DocumentResult(plan.doc_id, file, "failed", reason=reason, warning=plan.warning)
     chunks = len(plan.chunks) if plan.chunks else int((plan.previous or {}).get("chunks", 0))
     pages = plan.pages or int((plan.previous or {}).get("pages", 0))
-    ocr_pages = plan.ocr_pages or list((plan.previous or {}).get("ocr_pages", []))
+    ocr_pages = list((plan.previous or {}).get("ocr_pages", [])) if plan.status == "unchanged" else plan.ocr_pages
     return DocumentResult(plan.doc_id, file, plan.status, chunks=chunks, pages=pages, warning=plan.warning,
                           ocr_pages=ocr_pages)
 
