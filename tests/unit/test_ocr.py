@@ -1,5 +1,5 @@
 """OCR as pure functions: Tesseract's words to lines, confidence, sizes, quote boxes, the cache format, and
-read_pdf's use of OCR with Tesseract replaced by words made here (the real one runs in tests/e2e/test_ocr.py)."""
+read_pdf's use of OCR with Tesseract replaced by words made here (the real one: tests/e2e/test_scanned_pdfs.py)."""
 
 from pathlib import Path
 

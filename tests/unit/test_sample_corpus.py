@@ -101,7 +101,7 @@ def test_pdf_is_readable_has_the_sample_notice_and_the_planned_length(entry):
 
 @pytest.mark.parametrize("entry", [e for e in catalog() if e.get("scan")], ids=lambda e: e["slug"])
 def test_a_scan_has_images_and_no_text_layer(entry):
-    """Its text is checked through OCR in tests/e2e/test_ocr.py."""
+    """Its text is checked through OCR in tests/e2e/test_scanned_pdfs.py."""
     reader = pypdf.PdfReader(ROOT / "corpus" / entry["file"])
     assert all(not page.extract_text().strip() and len(page.images) == 1 for page in reader.pages)
     low, high = pages_allowed(plan_rows()[entry["slug"]]["length"])
