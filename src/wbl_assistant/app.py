@@ -206,13 +206,15 @@ class ChatPage:
         except Exception:  # the index went away under the page: say so, keep the answer
             logger.exception("cannot read the index to show a page")
             return None, f"Cannot show page {citation.page} of {title} now."
-        file = documents.get(citation.doc_id, {}).get("file", "")
+        entry = documents.get(citation.doc_id, {})
+        file = entry.get("file", "")
         corpus = self.settings.corpus_dir.resolve()
         path = (corpus / file).resolve()
         if not file or path.parent != corpus or not path.is_file():
             return None, f"The PDF of {title} is no longer in the corpus folder."
+        ocr_words = (self.settings.ocr_cache_dir, entry.get("sha256", "")) if entry.get("ocr_pages") else None
         try:
-            image = render_page(path, citation.page, citation.quote, self.settings.render_max_px)
+            image = render_page(path, citation.page, citation.quote, self.settings.render_max_px, ocr_words)
         except PageError as error:
             return None, f"Cannot show page {citation.page} of {title}: {escape_text(str(error))}"
         return image, f"\\[{citation.n}\\] {title}, page {citation.page} (cited passage highlighted)"

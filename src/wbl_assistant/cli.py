@@ -110,6 +110,9 @@ class _BarProgress(IngestProgress):
         self.chunks += chunks
         self.progress.update(self.task, advance=1, chunks=self.chunks, name=name)
 
+    def ocr_page(self, name: str, page: int, pages: int) -> None:
+        self.progress.update(self.task, name=f"{name} · OCR page {page}/{pages}")
+
 
 def run_ingest(settings: Settings, rebuild: bool = False, quiet: bool = False) -> IngestReport:
     """Ingest with a progress bar on stderr (documents, chunks), as `ingest` and `serve` show it."""

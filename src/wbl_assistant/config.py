@@ -7,6 +7,7 @@ dir, corpus, Chroma) by building a `Settings` or by setting `WBL_*` variables fo
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -134,6 +135,24 @@ class Settings:
         metadata=_doc("WBL_RENDER_MAX_PX", "Longest side, in pixels, of a cited page shown on the chat page.",
                       200, 8000),
     )
+    ocr: str = field(
+        default="auto",
+        metadata=_doc("WBL_OCR", "OCR of scanned pages: off, auto (pages without a text layer, when Tesseract is "
+                                 "installed) or force (every page)."),
+    )
+    ocr_min_confidence: float = field(
+        default=80.0,
+        metadata=_doc("WBL_OCR_MIN_CONFIDENCE", "Confidence floor (0-100): an OCR'd page under it is skipped "
+                                                "with a warning, not indexed.", 0, 100),
+    )
+    ocr_dpi: int = field(
+        default=200, metadata=_doc("WBL_OCR_DPI", "Resolution at which pages are rendered for OCR.", 70, 600)
+    )
+    ocr_language: str = field(
+        default="eng",
+        metadata=_doc("WBL_OCR_LANGUAGE", "Tesseract language(s), e.g. eng+spa (each needs its tesseract-ocr-* "
+                                          "package)."),
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -163,6 +182,11 @@ class Settings:
         if self.admin_password and len(self.admin_password) < ADMIN_PASSWORD_MIN:
             raise ConfigError(f"WBL_ADMIN_PASSWORD is too short: use at least {ADMIN_PASSWORD_MIN} characters "
                               "(it guards uploads that change what the assistant answers from)")
+        if self.ocr not in ("off", "auto", "force"):
+            raise ConfigError(f"WBL_OCR must be off, auto or force, not {self.ocr!r}")
+        if not re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", self.ocr_language):
+            raise ConfigError(f"WBL_OCR_LANGUAGE must be Tesseract language codes joined by +, not "
+                              f"{self.ocr_language!r}")
         return self
 
     def __repr__(self) -> str:
@@ -183,6 +207,11 @@ class Settings:
     @property
     def feedback_path(self) -> Path:
         return self.data_dir / "feedback.jsonl"
+
+    @property
+    def ocr_cache_dir(self) -> Path:
+        """OCR words per scanned document, by file hash: a re-ingest does not OCR an unchanged scan again."""
+        return self.data_dir / "ocr"
 
     @property
     def uses_server(self) -> bool:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from .config import Settings
 from .extraction import DocumentError
-from .ingestion import IngestReport, Progress, ingest
+from .ingestion import IngestReport, Progress, file_sha256, ingest
+from .ocr import OcrOptions
 from .sandbox import SandboxLimits, extract_isolated
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -76,7 +77,8 @@ class CorpusManager:
         if target.parent != corpus:
             raise UploadRefused("that file name cannot be used")
         try:
-            extract_isolated(source, SandboxLimits.from_settings(self.settings))
+            extract_isolated(source, SandboxLimits.from_settings(self.settings),
+                             OcrOptions.from_settings(self.settings, sha256=file_sha256(source)))
         except DocumentError as error:
             raise UploadRefused(f"the PDF cannot be ingested: {error}") from None
         with self._lock:

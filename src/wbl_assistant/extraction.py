@@ -3,7 +3,8 @@
 pypdf gives the text; its visitor gives each line's position and font size, from which we recover what the
 plain text loses: running headers and footers (dropped), headings (font size), paragraphs (line spacing),
 list items (bullet glyphs) and table rows (cells that share a baseline). Cleaning also joins words
-hyphenated across line breaks and normalizes whitespace.
+hyphenated across line breaks and normalizes whitespace. Pages without a usable text layer (scans) are read
+by OCR (see ocr.py) into lines of the same kind, so they go through the same structure step.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import pypdf
 from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+
+from .ocr import OcrOptions, OcrUnavailable, ocr_lines, recognize
 
 
 class DocumentError(Exception):
@@ -59,6 +62,9 @@ class ExtractedDocument:
     blocks: list[Block]
     page_count: int
     info_title: str
+    #: One row per page that OCR read: {"page", "confidence" (0-100), "words", "indexed"}.
+    ocr_pages: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 STRONG_BULLETS = "\u2022\u00b7\u25aa\u25a0\u25cf\u25e6\u2023\u2043\uf0b7\uf0a7\u2610\u2612\u2713\u274f\u2751"
@@ -68,6 +74,10 @@ NUMBERED = re.compile(r"^(\(?\d{1,2}[.)]|\(?[a-z][.)])\s+(?=\S)")
 PAGE_NUMBER = re.compile(r"^(page\s*)?\d+(\s*(of|/)\s*\d+)?$", re.IGNORECASE)
 SENTENCE_END = re.compile(r"[.!?:;][\"'\u201d\u2019)]?$")
 MARGIN_BAND = 0.075
+#: A page with fewer characters of text than this has no usable text layer: OCR reads it.
+MIN_PAGE_CHARS = 20
+NO_TEXT = "no text layer (a scanned document?)"
+OCR_OFF = "OCR is needed, but it is off: set WBL_OCR=auto (with Tesseract installed) to read scans"
 
 
 @dataclass(frozen=True)
@@ -78,11 +88,13 @@ class PdfLimits:
     max_chars: int = 0
 
 
-def read_pdf(path: Path, limits: PdfLimits | None = None,
-             on_page: Callable[[int, int], None] | None = None) -> ExtractedDocument:
+def read_pdf(path: Path, limits: PdfLimits | None = None, on_page: Callable[[int, int], None] | None = None,
+             ocr: OcrOptions | None = None) -> ExtractedDocument:
     """Extract a PDF's structure, or raise DocumentError with a one-line reason.
 
-    `on_page(done, total)` is called after each page (progress, and the watchdog of `sandbox`)."""
+    `on_page(done, total)` is called after each page is read (progress, and the watchdog of `sandbox`).
+    With `ocr` (mode auto or force), pages without a usable text layer (force: every page) are read by OCR;
+    without it, a scan is refused with a message that says how to enable OCR."""
     limits = limits or PdfLimits()
     reader = _open(path)
     total = len(reader.pages)
@@ -110,10 +122,11 @@ def read_pdf(path: Path, limits: PdfLimits | None = None,
         raise DocumentError(f"corrupt PDF: page {len(raw_pages) + 1} cannot be read ({_short(error)})") from None
     if not raw_pages:
         raise DocumentError("the PDF has no pages")
+    outcome = _apply_ocr(path, raw_pages, ocr)
     text_chars = sum(len(line.text) for lines in raw_pages for line in lines)
     if text_chars < 20 * len(raw_pages) and text_chars < 200:
-        raise DocumentError("no text layer (a scanned document?): OCR is needed before it can be ingested")
-    pages = _drop_running_lines(raw_pages, heights)
+        raise DocumentError(outcome.no_text_reason(ocr))
+    pages = _drop_running_lines(raw_pages, heights, tolerant=any(row["indexed"] for row in outcome.pages))
     blocks = _structure(pages)
     if not any(b.kind != "heading" for b in blocks):
         raise DocumentError("no body text found after removing headers and footers")
@@ -122,7 +135,80 @@ def read_pdf(path: Path, limits: PdfLimits | None = None,
         info_title = str((reader.metadata or {}).get("/Title") or "").strip()
     except Exception:  # a broken info dictionary only costs us the title
         info_title = ""
-    return ExtractedDocument(blocks=blocks, page_count=len(raw_pages), info_title=info_title)
+    return ExtractedDocument(blocks=blocks, page_count=len(raw_pages), info_title=info_title,
+                             ocr_pages=outcome.pages, warnings=outcome.warnings)
+
+
+@dataclass
+class _OcrOutcome:
+    pages: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    unavailable: str = ""
+    low: list[tuple[int, float]] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+    def no_text_reason(self, options: OcrOptions | None) -> str:
+        if options is None or options.mode == "off":
+            return f"{NO_TEXT}: {OCR_OFF}"
+        if self.unavailable:
+            return f"{NO_TEXT}: OCR is needed, but {self.unavailable}"
+        if self.low:
+            return (f"{NO_TEXT}, and OCR could not read it reliably: confidence {_confidences(self.low)}, under "
+                    f"the floor of {options.min_confidence:g} (WBL_OCR_MIN_CONFIDENCE); a straight, sharp scan "
+                    "(300 dpi) reads better")
+        if self.failed:
+            return f"{NO_TEXT}, and OCR failed on {_page_list(self.failed)} (see the log)"
+        return f"{NO_TEXT}, and OCR found no text in it"
+
+
+def _apply_ocr(path: Path, raw_pages: list[list[Line]], options: OcrOptions | None) -> _OcrOutcome:
+    """Replace the lines of pages without a usable text layer (force: of every page) by their OCR lines, when
+    OCR reads them with at least the minimum confidence; report the others."""
+    outcome = _OcrOutcome()
+    if options is None or options.mode == "off":
+        return outcome
+    wanted = [n for n, lines in enumerate(raw_pages, start=1)
+              if options.mode == "force" or sum(len(line.text) for line in lines) < MIN_PAGE_CHARS]
+    if not wanted:
+        return outcome
+    try:
+        read = recognize(path, wanted, options)
+    except OcrUnavailable as error:
+        outcome.unavailable = str(error)
+        if len(wanted) < len(raw_pages):
+            outcome.warnings.append(f"{_page_list(wanted)} without a text layer not read: {error}")
+        return outcome
+    outcome.failed = [number for number in wanted if number not in read]
+    good = []
+    for number in sorted(read):
+        page = read[number]
+        indexed = bool(page.words) and page.confidence >= options.min_confidence
+        if indexed:
+            good.append(page)
+        elif page.words:
+            outcome.low.append((number, page.confidence))
+        outcome.pages.append({"page": number, "confidence": round(page.confidence, 1), "words": len(page.words),
+                              "indexed": indexed})
+    for number, ocr_page_lines in ocr_lines(good).items():
+        lines = [Line(_normalize(line.text), number, line.x, line.y, line.size) for line in ocr_page_lines]
+        if any(line.text for line in lines):
+            raw_pages[number - 1] = [line for line in lines if line.text]
+    if outcome.low:
+        outcome.warnings.append(
+            f"OCR confidence {_confidences(outcome.low)} under the floor of {options.min_confidence:g}: "
+            f"the OCR text of {'that page' if len(outcome.low) == 1 else 'those pages'} was not indexed; a "
+            "straight, sharp scan (300 dpi) reads better")
+    if outcome.failed:
+        outcome.warnings.append(f"OCR failed on {_page_list(outcome.failed)}: not indexed")
+    return outcome
+
+
+def _page_list(numbers: list[int]) -> str:
+    return f"page{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))}"
+
+
+def _confidences(pages: list[tuple[int, float]]) -> str:
+    return ", ".join(f"{confidence:.0f} on page {number}" for number, confidence in pages)
 
 
 def _short(error: Exception) -> str:
@@ -236,25 +322,31 @@ def _normalize(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _running_key(text: str) -> str:
-    return re.sub(r"\d+", "#", text.lower())
+#: Letters of a margin line compared when OCR read it: OCR misreads a few characters differently on each page.
+RUNNING_KEY_LETTERS = 20
 
 
-def _drop_running_lines(pages: list[list[Line]], heights: list[float]) -> list[list[Line]]:
-    """Remove running headers, footers and page numbers: margin-band lines repeated across pages."""
+def _running_key(text: str, tolerant: bool = False) -> str:
+    key = re.sub(r"\d+", "#", text.lower())
+    return re.sub(r"[^a-z#]+", "", key)[:RUNNING_KEY_LETTERS] if tolerant else key
+
+
+def _drop_running_lines(pages: list[list[Line]], heights: list[float], tolerant: bool = False) -> list[list[Line]]:
+    """Remove running headers, footers and page numbers: margin-band lines repeated across pages. `tolerant`
+    (a document with OCR'd pages) compares only the first letters of each line."""
     def in_band(line: Line, height: float) -> bool:
         return line.y > height * (1 - MARGIN_BAND) or 0 < line.y < height * MARGIN_BAND
 
     counts = Counter()
     for lines, height in zip(pages, heights, strict=True):
-        counts.update({_running_key(line.text) for line in lines if in_band(line, height)})
+        counts.update({_running_key(line.text, tolerant) for line in lines if in_band(line, height)})
     repeated = max(2, len(pages) // 2) if len(pages) > 2 else 1
     kept = []
     for lines, height in zip(pages, heights, strict=True):
         kept.append([
             line for line in lines
             if not (in_band(line, height)
-                    and (counts[_running_key(line.text)] >= repeated or PAGE_NUMBER.match(line.text)))
+                    and (counts[_running_key(line.text, tolerant)] >= repeated or PAGE_NUMBER.match(line.text)))
         ])
     return kept
 

@@ -25,6 +25,7 @@ from .chunking import Chunk, chunk_blocks
 from .config import Settings
 from .embeddings import MODEL_NAME, embed_matrix, embedding_dims, load_embeddings
 from .extraction import DocumentError
+from .ocr import OcrOptions
 from .sandbox import Sandbox, SandboxLimits
 from .store import ChunkRecord, IndexStore, Manifest, SentenceRow, WriterBusyError, new_id
 from .vocabulary import GlossaryError, find_acronyms, load_glossary
@@ -55,6 +56,8 @@ class DocumentResult:
     pages: int = 0
     reason: str = ""
     warning: str = ""
+    #: Pages read by OCR: {"page", "confidence", "words", "indexed"}.
+    ocr_pages: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -91,6 +94,9 @@ class Progress:
 
     def processed(self, name: str, chunks: int) -> None: ...
 
+    def ocr_page(self, name: str, page: int, pages: int) -> None:
+        """OCR starts on page `page` of the `pages` of document `name` (a few seconds per page)."""
+
 
 @dataclass
 class _Planned:
@@ -106,6 +112,7 @@ class _Planned:
     chunks: list[Chunk] = field(default_factory=list)
     pages: int = 0
     acronyms: dict[str, str] = field(default_factory=dict)
+    ocr_pages: list[dict[str, Any]] = field(default_factory=list)
 
 
 def file_sha256(path: Path) -> str:
@@ -257,8 +264,7 @@ class _Run:
             name = plan.path.name
             self.progress.processing(name)
             try:
-                _extract(plan, self.settings, sandbox,
-                         lambda done, total, name=name: self.progress.page(name, done, total))
+                _extract(plan, self.settings, sandbox, self.progress)
             except DocumentError as error:
                 plan.status, plan.reason = "failed", str(error)
                 if plan.previous and reusable:
@@ -273,7 +279,8 @@ class _Run:
                 for written in pending:
                     documents[written.doc_id] = {**_manifest_meta(written), "version": written.version,
                                                  "pages": written.pages, "chunks": len(written.chunks),
-                                                 "acronyms": written.acronyms, "ingested_at": time.time()}
+                                                 "acronyms": written.acronyms, "ingested_at": time.time(),
+                                                 **({"ocr_pages": written.ocr_pages} if written.ocr_pages else {})}
                     self.progress.processed(written.path.name, len(written.chunks))
                 pending = []
 
@@ -354,14 +361,21 @@ def _result(plan: _Planned, reusable: bool) -> DocumentResult:
         return DocumentResult(plan.doc_id, file, "failed", reason=reason, warning=plan.warning)
     chunks = len(plan.chunks) if plan.chunks else int((plan.previous or {}).get("chunks", 0))
     pages = plan.pages or int((plan.previous or {}).get("pages", 0))
-    return DocumentResult(plan.doc_id, file, plan.status, chunks=chunks, pages=pages, warning=plan.warning)
+    ocr_pages = list((plan.previous or {}).get("ocr_pages", [])) if plan.status == "unchanged" else plan.ocr_pages
+    return DocumentResult(plan.doc_id, file, plan.status, chunks=chunks, pages=pages, warning=plan.warning,
+                          ocr_pages=ocr_pages)
 
 
-def _extract(plan: _Planned, settings: Settings, sandbox: Sandbox, on_page: Callable[[int, int], None]) -> None:
-    extracted = sandbox.extract(plan.path, on_page)
+def _extract(plan: _Planned, settings: Settings, sandbox: Sandbox, progress: Progress) -> None:
+    name = plan.path.name
+    extracted = sandbox.extract(plan.path, OcrOptions.from_settings(settings, sha256=plan.sha256),
+                                on_page=lambda done, total: progress.page(name, done, total),
+                                on_ocr_page=lambda page, pages: progress.ocr_page(name, page, pages))
     if not plan.meta["catalogued"] and extracted.info_title:
         plan.meta["title"] = extracted.info_title
     plan.pages = extracted.page_count
+    plan.ocr_pages = extracted.ocr_pages
+    plan.warning = "; ".join(filter(None, [plan.warning, *extracted.warnings]))
     plan.acronyms = find_acronyms(" ".join(block.text for block in extracted.blocks))
     plan.chunks = chunk_blocks(extracted.blocks, plan.doc_id, plan.version, settings.chunk_size,
                                settings.chunk_overlap)

@@ -1,7 +1,8 @@
 """The cited page as an image: rendered from the PDF in the corpus folder, the quoted passage highlighted.
 
 Any chat user can ask for a render, and a PDF can declare a page of any size, so the render is capped in
-pixels (`WBL_RENDER_MAX_PX` on the longest side) whatever the page's size.
+pixels (`WBL_RENDER_MAX_PX` on the longest side) whatever the page's size. On a scanned page the quote is
+found among the OCR words (see ocr.py) instead of the missing text layer.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from .ocr import page_quote_boxes
+
 #: Scale of a normal page (points to pixels) when the cap does not bind: about 115 dpi.
 PAGE_SCALE = 1.6
 
@@ -19,17 +22,22 @@ class PageError(ValueError):
     """The page cannot be shown; the message says why."""
 
 
-def render_page(path: Path, page: int, quote: str, max_px: int) -> Image.Image:
-    """Page `page` (1-based) of the PDF at `path`, the lines of `quote` shaded, no side over `max_px`."""
+def render_page(path: Path, page: int, quote: str, max_px: int,
+                ocr_words: tuple[Path, str] | None = None) -> Image.Image:
+    """Page `page` (1-based) of the PDF at `path`, the lines of `quote` shaded, no side over `max_px`.
+
+    A scanned page has no text layer to find the quote in: with `ocr_words` (the OCR cache folder and the
+    file's hash) the quote is found among the page's OCR words instead."""
     try:
         mtime = path.stat().st_mtime
     except OSError:
         raise PageError("the PDF is no longer in the corpus folder") from None
-    return _render(str(path), mtime, page, quote, max_px)
+    return _render(str(path), mtime, page, quote, max_px, ocr_words)
 
 
 @lru_cache(maxsize=64)
-def _render(path: str, mtime: float, page: int, quote: str, max_px: int) -> Image.Image:
+def _render(path: str, mtime: float, page: int, quote: str, max_px: int,
+            ocr_words: tuple[Path, str] | None) -> Image.Image:
     import pypdfium2 as pdfium
 
     try:
@@ -43,10 +51,22 @@ def _render(path: str, mtime: float, page: int, quote: str, max_px: int) -> Imag
         width, height = pdf_page.get_size()
         scale = min(PAGE_SCALE, max_px / max(width, height, 1.0))
         image = pdf_page.render(scale=scale).to_pil().convert("RGB")
-        _highlight(pdf_page, image, quote, scale)
+        if ocr_words is not None and not pdf_page.get_textpage().count_chars():
+            _shade(image, page_quote_boxes(ocr_words[0], ocr_words[1], page, quote, scale))
+        else:
+            _highlight(pdf_page, image, quote, scale)
         return image
     finally:
         pdf.close()
+
+
+def _shade(image: Image.Image, boxes: list[tuple[float, float, float, float]]) -> None:
+    """Shade rectangles (left, top, right, bottom, in image pixels) as _highlight does."""
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    for left, top, right, bottom in boxes:
+        draw.rectangle([left - 2, top - 2, right + 2, bottom + 2], fill=(255, 214, 0, 90))
+    image.paste(Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB"))
 
 
 def _highlight(pdf_page, image: Image.Image, quote: str, scale: float) -> None:

@@ -18,12 +18,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from .config import Settings
 from .extraction import DocumentError, ExtractedDocument, PdfLimits, read_pdf
+from .ocr import OcrOptions
 
 _HEADER = struct.Struct("!I")
 
@@ -77,21 +78,24 @@ class Sandbox:
                 stream.close()
             self._process = None
 
-    def extract(self, path: Path, on_page: Callable[[int, int], None] | None = None) -> ExtractedDocument:
-        """`read_pdf` in the worker; DocumentError with a reason when it fails or breaks a limit."""
+    def extract(self, path: Path, ocr: OcrOptions | None = None, on_page: Callable[[int, int], None] | None = None,
+                on_ocr_page: Callable[[int, int], None] | None = None) -> ExtractedDocument:
+        """`read_pdf` in the worker; DocumentError with a reason when it fails or breaks a limit. `on_page` is
+        called after each page is read, `on_ocr_page` before each page Tesseract reads."""
         process = self._start()
         try:
-            _send(process.stdin, (str(path), self.limits.pdf))
+            _send(process.stdin, (str(path), self.limits.pdf, replace(ocr, on_page=None) if ocr else None))
         except BrokenPipeError:
             self.close()
             raise DocumentError("the PDF reader process could not be started") from None
         last_progress = time.monotonic()
         while True:
             message = self._receive(process, last_progress)
-            if message[0] == "page":
+            if message[0] in ("page", "ocr"):
                 last_progress = time.monotonic()
-                if on_page:
-                    on_page(message[1], message[2])
+                callback = on_page if message[0] == "page" else on_ocr_page
+                if callback:
+                    callback(message[1], message[2])
             elif message[0] == "done":
                 return message[1]
             else:
@@ -123,11 +127,10 @@ class Sandbox:
             self._buffer += chunk
 
 
-def extract_isolated(path: Path, limits: SandboxLimits,
-                     on_page: Callable[[int, int], None] | None = None) -> ExtractedDocument:
+def extract_isolated(path: Path, limits: SandboxLimits, ocr: OcrOptions | None = None) -> ExtractedDocument:
     """One PDF through a sandbox of its own."""
     with Sandbox(limits) as sandbox:
-        return sandbox.extract(path, on_page)
+        return sandbox.extract(path, ocr)
 
 
 def _serve(memory_mb: int) -> None:
@@ -143,10 +146,12 @@ def _serve(memory_mb: int) -> None:
         header = requests.read(_HEADER.size)
         if len(header) < _HEADER.size:
             return
-        path, pdf_limits = pickle.loads(requests.read(_HEADER.unpack(header)[0]))
+        path, pdf_limits, ocr = pickle.loads(requests.read(_HEADER.unpack(header)[0]))
+        if ocr is not None:
+            ocr = replace(ocr, on_page=lambda page, pages: _send(replies, ("ocr", page, pages)))
         try:
             document = read_pdf(Path(path), pdf_limits,
-                                on_page=lambda done, total: _send(replies, ("page", done, total)))
+                                on_page=lambda done, total: _send(replies, ("page", done, total)), ocr=ocr)
             _send(replies, ("done", document))
         except DocumentError as error:
             _send(replies, ("failed", str(error)))

@@ -127,7 +127,7 @@ BAD_REASONS = {
     "cut.pdf": "truncated",
     "garbage.pdf": "corrupt",
     "locked.pdf": "encrypted",
-    "scan.pdf": "OCR is needed",
+    "scan.pdf": "no text layer",
     "missing.pdf": "not in",
 }
 

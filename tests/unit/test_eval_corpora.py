@@ -6,7 +6,8 @@ Two eval corpora, each with its golden set:
 
 A key fact is checked the way the answer metric checks it (`fact_present`: whole words after `normalize`), against
 the text the project's own extraction gets from a gold page (`read_pdf`: headers and footers removed, hyphens
-resolved), so a golden item can only demand what a reader of the gold page could quote. No model is involved.
+resolved, scans read by OCR), so a golden item can only demand what a reader of the gold page could quote. No
+model is involved.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from conftest import ROOT
 from wbl_assistant.evaluation.dataset import EvalItem, load_dataset
 from wbl_assistant.evaluation.metrics import fact_present
 from wbl_assistant.extraction import read_pdf
+from wbl_assistant.ingestion import file_sha256
+from wbl_assistant.ocr import OcrOptions
 from wbl_assistant.text import normalize
 
 CORPUS_B = ROOT / "evals" / "corpus-b"
@@ -32,6 +35,8 @@ SETS = {
     "golden": (ROOT / "evals" / "golden.jsonl", ROOT / "corpus", ROOT / "ingest" / "catalog.toml"),
     "golden-b": (ROOT / "evals" / "golden-b.jsonl", CORPUS_B / "corpus", CORPUS_B / "catalog.toml"),
 }
+#: Scanned sample documents are read by OCR, as ingestion reads them; the words are cached between runs.
+OCR_CACHE = ROOT / ".cache" / "ocr"
 NEAR_TOPIC = {"other-state", "not-in-corpus", "not-settled"}
 OUT_OF_SCOPE_KINDS = NEAR_TOPIC | {"unrelated"}
 
@@ -47,7 +52,7 @@ def catalog(path: Path) -> dict[str, str]:
 @cache
 def page_texts(pdf: Path) -> dict[int, str]:
     """Normalized text of each page: the extracted blocks that cover it (cached per PDF for the session)."""
-    document = read_pdf(pdf)
+    document = read_pdf(pdf, ocr=OcrOptions(cache_dir=OCR_CACHE, sha256=file_sha256(pdf)))
     return {page: normalize(" ".join(b.text for b in document.blocks if b.page <= page <= b.page_end))
             for page in range(1, document.page_count + 1)}
 

@@ -84,7 +84,7 @@ def pages_allowed(length: str) -> tuple[int, int]:
     return numbers[0], numbers[-1]
 
 
-@pytest.mark.parametrize("entry", catalog(), ids=lambda e: e["slug"])
+@pytest.mark.parametrize("entry", [e for e in catalog() if not e.get("scan")], ids=lambda e: e["slug"])
 def test_pdf_is_readable_has_the_sample_notice_and_the_planned_length(entry):
     reader = pypdf.PdfReader(ROOT / "corpus" / entry["file"])
     texts = [page.extract_text() for page in reader.pages]
@@ -97,6 +97,15 @@ def test_pdf_is_readable_has_the_sample_notice_and_the_planned_length(entry):
     assert f"consult {entry['publisher']}" in first
     low, high = pages_allowed(plan_rows()[entry["slug"]]["length"])
     assert low <= len(texts) <= high, f"{entry['slug']}: {len(texts)} pages, plan says {low}-{high}"
+
+
+@pytest.mark.parametrize("entry", [e for e in catalog() if e.get("scan")], ids=lambda e: e["slug"])
+def test_a_scan_has_images_and_no_text_layer(entry):
+    """Its text is checked through OCR in tests/e2e/test_scanned_pdfs.py."""
+    reader = pypdf.PdfReader(ROOT / "corpus" / entry["file"])
+    assert all(not page.extract_text().strip() and len(page.images) == 1 for page in reader.pages)
+    low, high = pages_allowed(plan_rows()[entry["slug"]]["length"])
+    assert low <= len(reader.pages) <= high
 
 
 def test_corpus_length():
