@@ -114,6 +114,10 @@ class Settings:
         default=60.0,
         metadata=_doc("WBL_PDF_PAGE_SECONDS", "A PDF page that takes longer to read stops that document.", 1, 3600),
     )
+    pdf_seconds: float = field(
+        default=120.0,
+        metadata=_doc("WBL_PDF_SECONDS", "A PDF that takes longer than this to read in all is stopped.", 5, 86400),
+    )
     pdf_memory_mb: int = field(
         default=1536,
         metadata=_doc("WBL_PDF_MEMORY_MB", "Memory a PDF's reader process may use.", 128, 65536),

@@ -3,7 +3,9 @@
 A PDF is untrusted input: a few kilobytes can hold a content stream that takes pypdf minutes and gigabytes
 to walk. Each document is read in a fresh process forked from a small fork server (cheap to start, nothing
 shared with the ingest's model or Chroma client), with an address-space limit; a watchdog kills it when no
-page has been finished for `pdf_page_seconds`. That document then fails with a reason; the others proceed.
+page has been finished for `pdf_page_seconds`, or when the whole document took over `pdf_seconds` (a few
+pages sharing one huge content stream each cost the same walk again). That document then fails with a
+reason; the others proceed.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ class SandboxLimits:
     page_seconds: float
     memory_mb: int
     pdf: PdfLimits
+    total_seconds: float = 120.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SandboxLimits:
         return cls(settings.pdf_page_seconds, settings.pdf_memory_mb,
-                   PdfLimits(settings.pdf_max_pages, settings.pdf_max_chars))
+                   PdfLimits(settings.pdf_max_pages, settings.pdf_max_chars), settings.pdf_seconds)
 
 
 @functools.cache
@@ -69,7 +72,7 @@ def extract_isolated(path: Path, limits: SandboxLimits,
     process = context.Process(target=_worker, args=(sender, str(path), limits), daemon=True)
     process.start()
     sender.close()
-    last_progress = time.monotonic()
+    started = last_progress = time.monotonic()
     try:
         while True:
             if receiver.poll(0.2):
@@ -90,6 +93,9 @@ def extract_isolated(path: Path, limits: SandboxLimits,
             if time.monotonic() - last_progress > limits.page_seconds:
                 raise DocumentError(f"a page took more than {limits.page_seconds:g} s to read "
                                     "(WBL_PDF_PAGE_SECONDS): stopped; the PDF may be malformed")
+            if time.monotonic() - started > limits.total_seconds:
+                raise DocumentError(f"reading it took more than {limits.total_seconds:g} s (WBL_PDF_SECONDS): "
+                                    "stopped; the PDF may be malformed")
     finally:
         if process.is_alive():
             process.kill()
