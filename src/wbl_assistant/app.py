@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import html
 import logging
+import math
 import re
 import secrets
 import threading
@@ -127,7 +128,7 @@ class AdminGate:
             self._recent = [t for t in self._recent if now - t < 600]
             state = self._clients.setdefault(client, _Failures())
             if state.locked_until > now:
-                return f"too many wrong passwords: try again in {int(state.locked_until - now) + 1} s"
+                return f"too many wrong passwords: try again in {math.ceil(state.locked_until - now)} s"
             if len(self._recent) >= self.global_limit:
                 logger.warning("admin login locked for everyone: %d failures in 10 minutes", len(self._recent))
                 return "too many wrong passwords on this site: try again in a few minutes"
