@@ -163,6 +163,14 @@ class ChaosResult:
         ])
 
 
+def text_of(message: dict) -> str:
+    """A chat message's text: Gradio gives a string or a list of content parts."""
+    content = message.get("content", "")
+    if isinstance(content, list):
+        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return str(content or "")
+
+
 def ask_session(base: str, session: int, questions: list[str], ingest_running: threading.Event) -> list[Request]:
     """One chat session (its own gradio_client, so its own Gradio session and state): asks in turn."""
     from gradio_client import Client
@@ -176,13 +184,13 @@ def ask_session(base: str, session: int, questions: list[str], ingest_running: t
         try:
             job = client.submit(question, chat, api_name="/respond")
             for update in job:
-                text = update[0][-1]["content"] if update and update[0] else ""
+                text = text_of(update[0][-1]) if update and update[0] else ""
                 if text and not request.first and update[0][-1].get("role") == "assistant":
                     request.first = time.perf_counter() - started
             final = job.outputs()[-1]
             request.full = time.perf_counter() - started
             chat = final[0]
-            request.answer = chat[-1]["content"]
+            request.answer = text_of(chat[-1])
             if "went wrong" in request.answer or "can't take that" in request.answer:
                 request.error = request.answer
         except Exception as error:
