@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import logging
 import os
 import shutil
@@ -248,7 +249,7 @@ def run_chaos(mode: str, sessions: int, questions: int, workdir: Path, docs: lis
     lines = []
     for entry in keep:
         lines.append("[[documents]]")
-        lines += [f"{k} = {v!r}".replace("'", '"') if isinstance(v, str) else f"{k} = {str(v).lower()}"
+        lines += [f"{k} = {json.dumps(v)}" if isinstance(v, str) else f"{k} = {str(v).lower()}"
                   for k, v in entry.items()]
     catalog.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

@@ -129,6 +129,11 @@ class Settings:
         default=20_000_000,
         metadata=_doc("WBL_PDF_MAX_CHARS", "PDFs yielding more characters of text are refused.", 1000, 1_000_000_000),
     )
+    page_torch_threads: int = field(
+        default=1,
+        metadata=_doc("WBL_PAGE_TORCH_THREADS", "Threads the chat page's model may use for one question (questions "
+                      "run side by side instead).", 1, 256),
+    )
     render_max_px: int = field(
         default=2000,
         metadata=_doc("WBL_RENDER_MAX_PX", "Longest side, in pixels, of a cited page shown on the chat page.",

@@ -39,9 +39,9 @@ def env_of(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def cli(settings: Settings, *args: str, **extra: str) -> subprocess.CompletedProcess:
+def cli(settings: Settings, *args: str, timeout: float = 600, **extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], env=env_of(settings, **extra), capture_output=True, text=True, cwd=ROOT,
-                          timeout=600)
+                          timeout=timeout)
 
 
 def assert_no_traceback(run: subprocess.CompletedProcess) -> None:
@@ -385,7 +385,7 @@ def test_admin_password_guessing_is_slowed_down_and_logged(admin_page, caplog):
 
 
 def test_a_short_admin_password_is_refused_at_start(settings):
-    run = cli(settings, "serve", "--no-ingest", "--port", str(free_port()), WBL_ADMIN_PASSWORD="hunter2")
+    run = cli(settings, "serve", "--no-ingest", "--port", str(free_port()), timeout=120, WBL_ADMIN_PASSWORD="hunter2")
     assert run.returncode == 2
     assert_no_traceback(run)
     assert "WBL_ADMIN_PASSWORD is too short" in run.stderr
