@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import html
 import logging
+import math
 import re
 import secrets
 import threading
@@ -127,7 +128,7 @@ class AdminGate:
             self._recent = [t for t in self._recent if now - t < 600]
             state = self._clients.setdefault(client, _Failures())
             if state.locked_until > now:
-                return f"too many wrong passwords: try again in {int(state.locked_until - now) + 1} s"
+                return f"too many wrong passwords: try again in {math.ceil(state.locked_until - now)} s"
             if len(self._recent) >= self.global_limit:
                 logger.warning("admin login locked for everyone: %d failures in 10 minutes", len(self._recent))
                 return "too many wrong passwords on this site: try again in a few minutes"
@@ -347,18 +348,78 @@ def build_layout(settings: Settings, page: ChatPage) -> gr.Blocks:
         up.click(page.vote_up, [comment, turns], [thanks, comment])
         down.click(page.vote_down, [comment, turns], [thanks, comment])
         chatbot.like(page.liked, [turns], thanks)
-    app.queue(default_concurrency_limit=4)
+    app.queue(default_concurrency_limit=4, api_open=False)
     return app
+
+
+class RouteGuard:
+    """ASGI middleware in front of Gradio's routes.
+
+    - The named routes (`/gradio_api/call/NAME`, `/api/NAME`, `/run/NAME`) answer only the page's public
+      events: Gradio still resolves a private event (the admin handlers) by its name there, so any other name
+      gets a 404 (and an unknown one no traceback in the log).
+      The page itself calls events through `/gradio_api/queue/join` with their index, as any client can, so
+      the admin handlers are never unreachable: the password gate (with its backoff) is what guards them.
+    - With the Admin tab off, the page takes no files at all: the upload routes answer 403 and nothing is kept.
+    """
+
+    NAMED = re.compile(r"^/gradio_api/(?:call/v2|call|api|run)/([^/]+)/?$")
+    UPLOADS = ("/gradio_api/upload", "/gradio_api/process_recording")
+
+    def __init__(self, app: Any, public_names: frozenset[str] = frozenset(), uploads: bool = False) -> None:
+        self.app = app
+        self.public_names = public_names
+        self.uploads = uploads
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("method") == "POST":
+            path = scope.get("path", "")
+            named = self.NAMED.match(path)
+            if named and named.group(1) not in self.public_names:
+                await _plain(send, 404, "Not found")
+                return
+            if not self.uploads and path.rstrip("/") in self.UPLOADS:
+                await _plain(send, 403, "This page does not accept uploads.")
+                return
+        await self.app(scope, receive, send)
+
+
+async def _plain(send: Any, status: int, text: str) -> None:
+    body = text.encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def public_api_names(app: gr.Blocks) -> frozenset[str]:
+    """The names of the events that are part of the page's public API."""
+    return frozenset(fn.api_name for fn in app.fns.values()
+                     if isinstance(fn.api_name, str) and fn.api_visibility == "public")
 
 
 def build_app(settings: Settings, assistant: Assistant | None = None) -> gr.Blocks:
     return build_layout(settings, ChatPage(settings, assistant or Assistant(settings)))
 
 
+def limit_model_threads(threads: int) -> None:
+    """Let the embedding model use `threads` threads per question. The page answers several questions at once
+    (Gradio's workers); with torch's default of one thread per core each question's threads spin for cores the
+    others hold, and on 2 busy cores one question embedding took 10x longer (320 ms instead of 31 ms)."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def launch(settings: Settings, host: str, port: int, assistant: Assistant | None = None,
            block: bool = True) -> gr.Blocks:
     app = build_app(settings, assistant)
+    from starlette.middleware import Middleware
+
+    limit_model_threads(settings.page_torch_threads)
     max_upload = f"{settings.upload_max_mb}mb" if settings.admin_password else NO_UPLOADS
+    guard = Middleware(RouteGuard, public_names=public_api_names(app), uploads=bool(settings.admin_password))
     app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=True,
-               max_file_size=max_upload, css=CSS, footer_links=[], allowed_paths=[], show_error=False)
+               max_file_size=max_upload, css=CSS, footer_links=[], allowed_paths=[], show_error=False,
+               app_kwargs={"middleware": [guard]})
     return app

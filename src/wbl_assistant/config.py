@@ -119,6 +119,10 @@ class Settings:
         default=60.0,
         metadata=_doc("WBL_PDF_PAGE_SECONDS", "A PDF page that takes longer to read stops that document.", 1, 3600),
     )
+    pdf_seconds: float = field(
+        default=120.0,
+        metadata=_doc("WBL_PDF_SECONDS", "A PDF that takes longer than this to read in all is stopped.", 5, 86400),
+    )
     pdf_memory_mb: int = field(
         default=1536,
         metadata=_doc("WBL_PDF_MEMORY_MB", "Memory a PDF's reader process may use.", 128, 65536),
@@ -129,6 +133,11 @@ class Settings:
     pdf_max_chars: int = field(
         default=20_000_000,
         metadata=_doc("WBL_PDF_MAX_CHARS", "PDFs yielding more characters of text are refused.", 1000, 1_000_000_000),
+    )
+    page_torch_threads: int = field(
+        default=1,
+        metadata=_doc("WBL_PAGE_TORCH_THREADS", "Threads the chat page's model may use for one question (questions "
+                      "run side by side instead).", 1, 256),
     )
     render_max_px: int = field(
         default=2000,

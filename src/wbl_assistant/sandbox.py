@@ -3,8 +3,10 @@
 A PDF is untrusted input: a few kilobytes can hold a content stream that takes pypdf minutes and gigabytes
 to walk. Documents are read by a worker process (`python -m wbl_assistant.sandbox`: a fresh interpreter
 that imports only the extraction code, nothing of the caller's, so it works from any script) with an
-address-space limit; a watchdog kills it when no page has been finished for `WBL_PDF_PAGE_SECONDS`. That
-document then fails with a reason, a new worker is started for the next one, and the others proceed.
+address-space limit; a watchdog kills it when no page has been finished for `WBL_PDF_PAGE_SECONDS`, or when
+the whole document took over `WBL_PDF_SECONDS` (a few pages sharing one huge content stream each cost the
+same walk again; each page that OCR reads adds a page's time). That document then fails with a reason, a new
+worker is started for the next one, and the others proceed.
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ class SandboxLimits:
     page_seconds: float
     memory_mb: int
     pdf: PdfLimits
+    total_seconds: float = 120.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SandboxLimits:
         return cls(settings.pdf_page_seconds, settings.pdf_memory_mb,
-                   PdfLimits(settings.pdf_max_pages, settings.pdf_max_chars))
+                   PdfLimits(settings.pdf_max_pages, settings.pdf_max_chars), settings.pdf_seconds)
 
 
 def _send(stream: BinaryIO, message: Any) -> None:
@@ -89,8 +92,11 @@ class Sandbox:
             self.close()
             raise DocumentError("the PDF reader process could not be started") from None
         last_progress = time.monotonic()
+        deadline = last_progress + self.limits.total_seconds
         while True:
-            message = self._receive(process, last_progress)
+            message = self._receive(process, last_progress, deadline)
+            if message[0] == "ocr":
+                deadline += self.limits.page_seconds
             if message[0] in ("page", "ocr"):
                 last_progress = time.monotonic()
                 callback = on_page if message[0] == "page" else on_ocr_page
@@ -101,7 +107,7 @@ class Sandbox:
             else:
                 raise DocumentError(message[1])
 
-    def _receive(self, process: subprocess.Popen, last_progress: float) -> tuple:
+    def _receive(self, process: subprocess.Popen, last_progress: float, deadline: float) -> tuple:
         """The worker's next message; the worker is stopped (and the document failed) on a stall or a crash."""
         fd = process.stdout.fileno()
         while True:
@@ -115,6 +121,10 @@ class Sandbox:
                 self.close()
                 raise DocumentError(f"a page took more than {self.limits.page_seconds:g} s to read "
                                     "(WBL_PDF_PAGE_SECONDS): stopped; the PDF may be malformed")
+            if time.monotonic() > deadline:
+                self.close()
+                raise DocumentError(f"reading it took more than {self.limits.total_seconds:g} s (WBL_PDF_SECONDS, "
+                                    "plus the page time of each OCR'd page): stopped; the PDF may be malformed")
             ready, _, _ = select.select([fd], [], [], 0.2)
             if not ready:
                 continue

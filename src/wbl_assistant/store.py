@@ -60,8 +60,46 @@ class WriterBusyError(StoreError):
     """Another ingest holds the index's writer lock."""
 
 
-def connect(settings: Settings) -> chromadb.ClientAPI:
-    """A Chroma client for the configured index; a clear StoreError when the server is unreachable."""
+#: Embedded Chroma keeps one in-memory vector index per data dir and process, and does not see what another
+#: process (or another client in this one) writes to it later: queries return deleted ids and new ids are
+#: "not found". So a writer and each new snapshot of a reader open the data dir afresh, under an alias path
+#: (`<dir>/./.` ...): a new alias is a new Chroma system that loads the current state from disk. The oldest of
+#: `EMBEDDED_VIEWS` views is stopped when a new one is opened (long after any question on it finished).
+EMBEDDED_VIEWS = 3
+_views: list[str] = []
+_views_lock = threading.Lock()
+
+
+def _fresh_embedded(settings: Settings, chroma_settings: ChromaSettings) -> chromadb.ClientAPI:
+    base = str(settings.chroma_path)
+    with _views_lock:
+        taken = set(_views)
+        alias = next(a for a in (os.path.join(base, *["."] * n) for n in range(1, EMBEDDED_VIEWS + 2))
+                     if a not in taken)
+        _views.append(alias)
+        stale = _views[:-EMBEDDED_VIEWS]
+    for old in stale:
+        _stop_view(old)
+    return chromadb.PersistentClient(path=alias, settings=chroma_settings)
+
+
+def _stop_view(alias: str) -> None:
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    with _views_lock:
+        if alias in _views:
+            _views.remove(alias)
+        system = SharedSystemClient._identifier_to_system.pop(alias, None)
+        SharedSystemClient._identifier_to_refcount.pop(alias, None)
+    if system is not None:
+        with contextlib.suppress(Exception):
+            system.stop()
+
+
+def connect(settings: Settings, fresh: bool = False) -> chromadb.ClientAPI:
+    """A Chroma client for the configured index; a clear StoreError when the server is unreachable.
+
+    `fresh` (embedded only): a client that sees every write made so far, by any process (see above)."""
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     if settings.uses_server:
         try:
@@ -74,6 +112,8 @@ def connect(settings: Settings) -> chromadb.ClientAPI:
             ) from None
         return client
     settings.chroma_path.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        return _fresh_embedded(settings, chroma_settings)
     return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
 
 
@@ -195,10 +235,14 @@ class IndexStore:
     def __init__(self, settings: Settings, client: chromadb.ClientAPI | None = None) -> None:
         self.settings = settings
         self.prefix = settings.collection_prefix
+        self._own_client = client is None
         self.client = client or connect(settings)
         self.embedding_function = ChromaEmbeddings(settings.embedding_model, settings.embed_batch_size)
         self._chunks = None
         self._meta = None
+        #: The pointer's snapshot id when this store's view was opened; a reader reopens when it moved.
+        self._view_of: str | None = None
+        self._writing = False
 
     @property
     def chunks_name(self) -> str:
@@ -208,8 +252,30 @@ class IndexStore:
     def meta_name(self) -> str:
         return f"{self.prefix}_meta"
 
+    def refresh(self) -> None:
+        """Embedded: open the data dir afresh, so that what other processes wrote is seen."""
+        if self._own_client and not self.settings.uses_server:
+            self.client = connect(self.settings, fresh=True)
+            self.forget_collections()
+
+    def close_view(self) -> None:
+        """Stop this store's fresh view (a writer's, once it is done) and go back to the shared client."""
+        identifier = getattr(self.client, "_identifier", None)
+        if not self._own_client or self.settings.uses_server or identifier not in _views:
+            return
+        _stop_view(identifier)
+        self.client = connect(self.settings)
+        self.forget_collections()
+
     def chunks(self, create: bool = True):
-        """The chunk collection (created on first use by a writer; a reader gets NotFoundError if absent)."""
+        """The chunk collection (created on first use by a writer; a reader gets NotFoundError if absent).
+
+        Embedded, for a reader: reopened when the pointer moved since the view was opened (a new snapshot)."""
+        if not create and not self._writing and self._own_client and not self.settings.uses_server:
+            live = self.active_snapshot_id()
+            if live != self._view_of:
+                self.refresh()
+                self._view_of = live
         if self._chunks is None:
             if create:
                 self._chunks = self.client.get_or_create_collection(
@@ -335,7 +401,7 @@ class IndexStore:
     def writer_lock(self, wait_seconds: float) -> WriterLock:
         if self.settings.uses_server:
             return LeaseLock(self, wait_seconds)
-        return FileLock(self.settings.data_dir / "ingest.lock", wait_seconds)
+        return _FreshWriter(self, FileLock(self.settings.data_dir / "ingest.lock", wait_seconds))
 
 
 # -- one writer at a time ---------------------------------------------------------------------------------
@@ -366,6 +432,28 @@ class WriterLock:
     def release(self) -> None: ...
 
     def check(self) -> None: ...
+
+
+class _FreshWriter(WriterLock):
+    """The file lock of an embedded writer, which opens the data dir afresh once it holds the lock: it then
+    sees (and keeps) what the previous writer, maybe another process, wrote."""
+
+    def __init__(self, store: IndexStore, lock: WriterLock) -> None:
+        self.store = store
+        self.lock = lock
+
+    def acquire(self) -> None:
+        self.lock.acquire()
+        self.store.refresh()
+        self.store._writing = True
+
+    def release(self) -> None:
+        self.store._writing = False
+        self.store.close_view()
+        self.lock.release()
+
+    def check(self) -> None:
+        self.lock.check()
 
 
 class FileLock(WriterLock):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,31 @@ def test_admin_upload_is_refused_without_the_password(page, app_settings, tmp_pa
     assert "Refused" in page.inner_text("#admin-status")
     assert sorted(p.name for p in app_settings.corpus_dir.iterdir()) == before
     page.screenshot(path=str(tmp_path / "admin-refused.png"), full_page=True)
+
+
+def test_admin_upload_with_the_password_replaces_the_edition_and_keeps_no_copy(page, app_settings, make_pdf,
+                                                                                tmp_path):
+    from gradio.utils import get_upload_folder
+
+    token = f"T{time.time_ns()}"
+    upload = make_pdf(f"# HOSA 2026\n\nThe State Leadership Conference registration code is {token}.\n",
+                      tmp_path / "hosa-competition.pdf", title="HOSA Competitive Events Guide")
+    data = upload.read_bytes()
+    page.get_by_role("tab", name="Admin").click()
+    page.fill("#admin-password input", app_settings.admin_password)
+    page.set_input_files("#admin-file input[type=file]", str(upload))
+    page.wait_for_timeout(1000)
+    page.click("#admin-upload")
+    page.wait_for_function("() => /Replaced|Refused|Not uploaded/.test(document.querySelector('#admin-status')"
+                           ".innerText)", timeout=180_000)
+    status = page.inner_text("#admin-status")
+    page.screenshot(path=str(tmp_path / "admin-replaced.png"), full_page=True)
+    assert "Replaced hosa-competition.pdf" in status, status
+    assert (app_settings.corpus_dir / "hosa-competition.pdf").read_bytes() == data
+    assert not list((app_settings.data_dir / "replaced").glob("*.pdf")), "the previous edition was not cleaned up"
+    cache = Path(get_upload_folder())
+    kept = [p for p in cache.rglob("*.pdf") if p.stat().st_size == len(data) and p.read_bytes() == data]
+    assert kept == [], "the uploaded file stayed in Gradio's cache"
+    page.get_by_role("tab", name="Chat").click()
+    answer = ask(page, "What is the State Leadership Conference registration code?", 0)
+    assert token in answer
