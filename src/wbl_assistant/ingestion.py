@@ -25,15 +25,17 @@ from .chunking import Chunk, chunk_blocks
 from .config import Settings
 from .embeddings import MODEL_NAME, embed_matrix, embedding_dims, load_embeddings
 from .extraction import DocumentError
+from .lexical import LexicalIndex, LexicalRow
 from .ocr import OcrOptions
 from .sandbox import Sandbox, SandboxLimits
 from .store import ChunkRecord, IndexStore, Manifest, SentenceRow, WriterBusyError, new_id
+from .text import terms
 from .vocabulary import GlossaryError, find_acronyms, load_glossary
 
 logger = logging.getLogger(__name__)
 
 #: Bump when extraction or chunking changes what is stored: every document is then re-ingested.
-PIPELINE_FORMAT = 7
+PIPELINE_FORMAT = 8
 STATUSES = ("added", "updated", "unchanged", "removed", "failed")
 #: Catalog fields copied into a document's manifest entry (and from there into its citations).
 CATALOG_FIELDS = ("title", "publisher", "edition", "kind", "audience", "sample", "catalogued")
@@ -113,6 +115,8 @@ class _Planned:
     pages: int = 0
     acronyms: dict[str, str] = field(default_factory=dict)
     ocr_pages: list[dict[str, Any]] = field(default_factory=list)
+    size: int = 0
+    mtime_ns: int = 0
 
 
 def file_sha256(path: Path) -> str:
@@ -198,6 +202,7 @@ class _Run:
         self.progress = progress
         self.rebuild = rebuild
         self.written: list[str] = []
+        self.rows: list[LexicalRow] = []
 
     def run(self, pdfs: list[Path], catalog: dict[str, CatalogEntry], glossary: list[list[str]],
             check_lock: Callable[[], None]) -> IngestReport:
@@ -217,7 +222,8 @@ class _Run:
         present = {p.doc_id for p in plans}
         removed = [d for d in previous_docs if d not in present]
         metadata_changed = (any(_meta_differs(p) for p in plans if p.status == "unchanged")
-                            or (active is not None and active.pipeline.get("glossary") != glossary))
+                            or (active is not None and active.pipeline.get("glossary") != glossary)
+                            or (active is not None and not store.has_blob(active.lexical)))
         self.progress.planned(len(plans), len(to_process))
         if active is not None and not to_process and not removed and not metadata_changed:
             report.results += [_result(p, reusable) for p in plans]
@@ -231,8 +237,17 @@ class _Run:
             old_live = active.live_versions if active else set()
             new_live = {entry["version"] for entry in documents.values()}
             retired = tuple(active.retired if active else ()) + tuple((v, now) for v in sorted(old_live - new_live))
-            manifest = Manifest(new_id("s"), documents, {**pipeline, "dims": dims or (active.dims if active else 0),
-                                                         "glossary": glossary}, now, retired)
+            snapshot = new_id("s")
+            lexical = self._lexical(active if reusable else None, documents)
+            if lexical is None:
+                lexical_name = active.lexical
+            else:
+                lexical_name = snapshot
+                store.save_blob(snapshot, lexical.to_bytes())
+                if active is not None and active.lexical:
+                    retired += ((active.lexical, now),)
+            manifest = Manifest(snapshot, documents, {**pipeline, "dims": dims or (active.dims if active else 0),
+                                                      "glossary": glossary}, now, retired, lexical=lexical_name)
             check_lock()
             store.activate(manifest)
         except BaseException:
@@ -276,6 +291,8 @@ class _Run:
             if pending and (last or sum(_sentence_count(p) for p in pending) >= EMBED_WINDOW):
                 self.written += [p.version for p in pending]
                 _write_documents(self.store, model, pending)
+                self.rows += [lexical_row(c.chunk_id, p.doc_id, p.meta["title"], c.section, c.text)
+                              for p in pending for c in p.chunks]
                 for written in pending:
                     documents[written.doc_id] = {**_manifest_meta(written), "version": written.version,
                                                  "pages": written.pages, "chunks": len(written.chunks),
@@ -283,6 +300,30 @@ class _Run:
                                                  **({"ocr_pages": written.ocr_pages} if written.ocr_pages else {})}
                     self.progress.processed(written.path.name, len(written.chunks))
                 pending = []
+
+    def _lexical(self, active: Manifest | None, documents: dict[str, dict[str, Any]]) -> LexicalIndex | None:
+        """The lexical index of the new state (None: the previous one serves unchanged): the previous one
+        without the documents that changed (or whose title changed: titles are part of a chunk's terms), plus
+        the rows of what changed. Rows are read back from the index only when the previous lexical index is
+        missing or a kept document was retitled."""
+        old = active.documents if active is not None else {}
+        kept = {d for d, entry in documents.items()
+                if d in old and old[d]["version"] == entry["version"] and old[d].get("title") == entry.get("title")}
+        if kept == set(documents) == set(old) and active is not None and self.store.has_blob(active.lexical):
+            return None
+        data = self.store.load_blob(active.lexical) if active is not None and active.lexical else None
+        previous = LexicalIndex.from_bytes(data) if data is not None else None
+        if previous is None:
+            kept = set()
+        written = {row.doc_id for row in self.rows}
+        reread = {entry["version"]: entry["title"] for d, entry in documents.items()
+                  if d not in kept and d not in written}
+        rows = list(self.rows)
+        if reread:
+            for record_id, text, metadata, _ in self.store.records(where={"version": {"$in": sorted(reread)}}):
+                rows.append(lexical_row(record_id, metadata["doc_id"], reread[metadata["version"]],
+                                        metadata.get("section", ""), text))
+        return (previous or LexicalIndex.empty()).updated(kept, rows)
 
     def _discard_written(self) -> None:
         """Delete what this run wrote before it failed (best effort: the next run's clean-up is the backstop)."""
@@ -314,14 +355,14 @@ def _plan(pdfs, catalog, corpus, reusable_docs, previous_docs):
             continue
         seen[doc_id] = path.name
         try:
-            sha = file_sha256(path)
+            sha, size, mtime = _fingerprint(path, previous_docs.get(doc_id))
         except OSError as error:
             plans.append(_Planned(doc_id, None, "", {}, previous_docs.get(doc_id), "failed",
                                   f"cannot read the file ({error.strerror})"))
             continue
         meta = _catalog_meta(entry, path)
         previous = reusable_docs.get(doc_id)
-        plan = _Planned(doc_id, path, sha, meta, previous_docs.get(doc_id))
+        plan = _Planned(doc_id, path, sha, meta, previous_docs.get(doc_id), size=size, mtime_ns=mtime)
         if not entry:
             plan.warning = "no catalog entry: title taken from the PDF; add it to the catalog for citations"
         if previous and previous.get("sha256") == sha and previous.get("file") == path.name:
@@ -335,6 +376,15 @@ def _plan(pdfs, catalog, corpus, reusable_docs, previous_docs):
     return plans, report
 
 
+def _fingerprint(path: Path, previous: dict[str, Any] | None) -> tuple[str, int, int]:
+    """(sha256, size, mtime) of a file; the hash is taken again only when size or mtime moved, so an ingest
+    with nothing changed reads no file."""
+    stat = path.stat()
+    if previous and previous.get("size") == stat.st_size and previous.get("mtime_ns") == stat.st_mtime_ns:
+        return previous["sha256"], stat.st_size, stat.st_mtime_ns
+    return file_sha256(path), stat.st_size, stat.st_mtime_ns
+
+
 def _catalog_meta(entry: CatalogEntry | None, path: Path) -> dict[str, Any]:
     if entry:
         return {"title": entry.title, "publisher": entry.publisher, "edition": entry.edition,
@@ -344,7 +394,8 @@ def _catalog_meta(entry: CatalogEntry | None, path: Path) -> dict[str, Any]:
 
 
 def _manifest_meta(plan: _Planned) -> dict[str, Any]:
-    return {**plan.meta, "file": plan.path.name if plan.path else "", "sha256": plan.sha256}
+    return {**plan.meta, "file": plan.path.name if plan.path else "", "sha256": plan.sha256, "size": plan.size,
+            "mtime_ns": plan.mtime_ns}
 
 
 def _meta_differs(plan: _Planned) -> bool:
@@ -386,6 +437,11 @@ def _extract(plan: _Planned, settings: Settings, sandbox: Sandbox, progress: Pro
 def chunk_record(chunk: Chunk, version: str) -> ChunkRecord:
     return ChunkRecord(chunk.chunk_id, chunk.doc_id, version, chunk.index, chunk.text, chunk.page, chunk.page_end,
                        chunk.section, tuple(SentenceRow(s.text, s.page, s.kind) for s in chunk.sentences))
+
+
+def lexical_row(chunk_id: str, doc_id: str, title: str, section: str, text: str) -> LexicalRow:
+    """A chunk's terms for lexical search: its document's title and its section path count with its text."""
+    return LexicalRow(chunk_id, doc_id, terms(f"{title} {section} {text}"))
 
 
 def _sentence_count(plan: _Planned) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .text import canonical
 
@@ -92,7 +93,8 @@ def question_parts(question: str) -> list[str]:
     return [p for p in parts if len(p.split()) >= 2] or [question]
 
 
-def quantities(text: str) -> set[tuple[str, str]]:
+@lru_cache(maxsize=50_000)
+def quantities(text: str) -> frozenset[tuple[str, str]]:
     """(value, unit) of every quantity a text states: ("15", "age"), ("9", "time"), ("18", "hour"),
     ("$3,500", "dollar"), ("2025", "date"), ("60", "")."""
     out = set()
@@ -107,7 +109,7 @@ def quantities(text: str) -> set[tuple[str, str]]:
             unit = (match.group("unit") or "").strip(" -").lower()
             kind = "age" if "old" in unit else _UNIT_OF.get(unit, "")
             out.add((match.group("number"), kind))
-    return out
+    return frozenset(out)
 
 
 def shape_of(question: str) -> QuestionShape:

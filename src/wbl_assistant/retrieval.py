@@ -1,9 +1,11 @@
 """Hybrid retrieval: dense (Chroma) and lexical (BM25 over the same chunks), fused by reciprocal rank.
 
-`IndexSnapshot` is one index state loaded whole (chunk texts and metadata, BM25, term statistics, the
-sentences the answerer quotes) and never changed afterwards. `IndexReader` holds the current snapshot and
-replaces it in one assignment when an ingest switches the manifest, so a question runs start to finish on
-one snapshot while other threads move on to the next.
+`IndexSnapshot` is one index state: its manifest, its lexical index (built at ingest, loaded whole: a
+second even for 100k chunks) and a handle on its chunks in Chroma. Nothing else of the corpus is held in
+memory: a question fetches the few chunks it ranks on top (text, sentences and their vectors), and a cache
+keeps the recently used ones (a chunk version never changes, so a cached chunk is never stale). The reader
+replaces its snapshot in one assignment when an ingest switches the manifest, so a question runs start to
+finish on one snapshot while other threads move on to the next.
 """
 
 from __future__ import annotations
@@ -11,16 +13,16 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections import Counter
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-import bm25s
 import numpy as np
-from chromadb.errors import NotFoundError
+from chromadb.errors import ChromaError, NotFoundError
 
 from .config import Settings
 from .embeddings import load_embeddings
+from .lexical import LexicalIndex
 from .store import ChunkRecord, IndexStore, Manifest, heading_vector_of, sentence_vectors_of
 from .text import terms
 from .vocabulary import Concept, Lexicon
@@ -32,10 +34,12 @@ RRF_K = 60
 RARE_TERM_CHUNKS = 2
 #: Manifest fields a chunk's metadata gets from its document (the citation shows them).
 DOCUMENT_FIELDS = ("title", "publisher", "edition", "kind", "audience")
+#: Chunks kept decoded in memory between questions.
+CHUNK_CACHE = 4096
 
 
 class NotIngestedError(RuntimeError):
-    """Nothing has been ingested yet."""
+    """Nothing has been ingested yet, or the index is incomplete; the message says what to do."""
 
 
 @dataclass
@@ -68,56 +72,66 @@ class SentenceRecord:
 
 
 @dataclass(frozen=True)
+class Chunk:
+    """One chunk as a question uses it: text, place, quotable sentences (with vectors), its vector."""
+
+    chunk_id: str
+    text: str
+    metadata: dict[str, Any]
+    vector: np.ndarray
+    sentences: tuple[SentenceRecord, ...]
+    heading: SentenceRecord | None
+
+
+class ChunkCache:
+    """Decoded chunks by id, least recently used dropped first; shared by a reader's snapshots."""
+
+    def __init__(self, size: int = CHUNK_CACHE) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Chunk] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, chunk_id: str) -> Chunk | None:
+        with self._lock:
+            item = self._items.get(chunk_id)
+            if item is not None:
+                self._items.move_to_end(chunk_id)
+            return item
+
+    def put(self, chunk: Chunk) -> None:
+        with self._lock:
+            self._items[chunk.chunk_id] = chunk
+            self._items.move_to_end(chunk.chunk_id)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+class SnapshotGone(RuntimeError):
+    """The snapshot's chunks were deleted (or its view went stale) while a question used it."""
+
+
+@dataclass(frozen=True)
 class IndexSnapshot:
-    """One index state, loaded whole and never modified."""
+    """One index state. Its lexical index is in memory; its chunks are fetched as questions need them."""
 
     manifest: Manifest
     collection: Any
-    ids: tuple[str, ...]
-    texts: tuple[str, ...]
-    metas: tuple[dict[str, Any], ...]
-    index_of: dict[str, int]
-    bm25: bm25s.BM25
-    document_frequency: Counter
-    chunk_terms: tuple[frozenset[str], ...]
-    sentence_records: dict[str, tuple[SentenceRecord, ...]]
-    heading_records: dict[str, SentenceRecord]
+    lexical: LexicalIndex
     lexicon: Lexicon
+    cache: ChunkCache = field(default_factory=ChunkCache)
 
     @classmethod
-    def load(cls, store: IndexStore, manifest: Manifest) -> IndexSnapshot:
-        """Read the live versions' chunk records and build the lexical index over them."""
+    def load(cls, store: IndexStore, manifest: Manifest, cache: ChunkCache | None = None) -> IndexSnapshot:
         collection = store.chunks(create=False)
-        live = sorted(manifest.live_versions)
-        ids, texts, metas, sentences, headings = [], [], [], {}, {}
-        for record_id, document, metadata, _ in store.records(where={"version": {"$in": live}}):
-            record = ChunkRecord.from_chroma(record_id, document, metadata)
-            entry = manifest.documents.get(record.doc_id)
-            if entry is None or entry["version"] != record.version:
-                continue
-            vectors = sentence_vectors_of(metadata, manifest.dims)
-            sentences[record_id] = tuple(SentenceRecord(row.text, record_id, row.page, row.unit, n, vectors[n])
-                                         for n, row in enumerate(record.sentences))
-            heading_vector = heading_vector_of(metadata, manifest.dims)
-            if heading_vector is not None:
-                headings[record_id] = SentenceRecord(record.heading, record_id, record.page, "heading", -1,
-                                                     heading_vector)
-            ids.append(record_id)
-            texts.append(document)
-            metas.append({"doc_id": record.doc_id, "chunk_id": record_id, "version": record.version,
-                          "index": record.index, "page": record.page, "page_end": record.page_end,
-                          "section": record.section, **{k: entry.get(k, "") for k in DOCUMENT_FIELDS}})
-        tokenized = [terms(f"{m['title']} {m['section']} {t}") for t, m in zip(texts, metas, strict=True)]
-        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets it to DEBUG when imported
-        bm25 = bm25s.BM25()
-        bm25.index(tokenized, show_progress=False)
-        document_frequency = Counter(term for tokens in tokenized for term in set(tokens))
+        data = store.load_blob(manifest.lexical) if manifest.lexical else None
+        if data is None:
+            raise NotIngestedError("the index is incomplete (its lexical index is missing): run "
+                                   "`wbl-assistant ingest` to repair it")
+        lexical = LexicalIndex.from_bytes(data)
         aliases = [tuple(pair) for pair in manifest.pipeline.get("glossary", [])]
         aliases += [pair for entry in manifest.documents.values() for pair in entry.get("acronyms", {}).items()]
-        return cls(manifest, collection, tuple(ids), tuple(texts), tuple(metas),
-                   {chunk_id: n for n, chunk_id in enumerate(ids)}, bm25, document_frequency,
-                   tuple(frozenset(tokens) for tokens in tokenized), sentences, headings,
-                   Lexicon(aliases, document_frequency))
+        vocabulary = [term for term, df in zip(lexical.terms, lexical.document_frequency, strict=True) if df]
+        return cls(manifest, collection, lexical, Lexicon(aliases, vocabulary), cache or ChunkCache())
 
     @property
     def snapshot_id(self) -> str:
@@ -129,43 +143,93 @@ class IndexSnapshot:
 
     @property
     def chunk_count(self) -> int:
-        return len(self.ids)
+        return self.lexical.chunk_count
+
+    def has(self, chunk_id: str) -> bool:
+        """Whether the chunk belongs to this snapshot (other versions share the collection)."""
+        return chunk_id in self.lexical.row_of
+
+    def df(self, term: str) -> int:
+        """In how many chunks `term` occurs."""
+        return self.lexical.df(term)
 
     def knows(self, term: str) -> bool:
         """Whether any chunk uses `term`."""
-        return term in self.document_frequency
+        return self.lexical.df(term) > 0
 
     def idf(self, term: str) -> float:
         """Inverse document frequency over chunks; a term the corpus never uses gets the highest value."""
-        df = self.document_frequency.get(term, 0)
-        return math.log((self.chunk_count + 1) / (df + 0.5))
+        return math.log((self.chunk_count + 1) / (self.lexical.df(term) + 0.5))
+
+    def chunks(self, chunk_ids: list[str]) -> dict[str, Chunk]:
+        """The chunks, from the cache or fetched from the index in one call."""
+        found: dict[str, Chunk] = {}
+        missing = []
+        for chunk_id in dict.fromkeys(chunk_ids):
+            cached = self.cache.get(chunk_id)
+            if cached is not None:
+                found[chunk_id] = cached
+            else:
+                missing.append(chunk_id)
+        if missing:
+            try:
+                got = self.collection.get(ids=missing, include=["documents", "metadatas", "embeddings"])
+            except (NotFoundError, ChromaError) as error:
+                raise SnapshotGone(str(error)) from None
+            for n, chunk_id in enumerate(got["ids"]):
+                chunk = self._decode(chunk_id, got["documents"][n], got["metadatas"][n], got["embeddings"][n])
+                self.cache.put(chunk)
+                found[chunk_id] = chunk
+            if len(found) < len(set(chunk_ids)):
+                raise SnapshotGone("chunks of this snapshot are no longer in the index")
+        return found
+
+    def _decode(self, chunk_id: str, text: str, metadata: dict[str, Any], vector: Any) -> Chunk:
+        record = ChunkRecord.from_chroma(chunk_id, text, metadata)
+        dims = self.manifest.dims
+        vectors = sentence_vectors_of(metadata, dims)
+        sentences = tuple(SentenceRecord(row.text, chunk_id, row.page, row.unit, n, vectors[n])
+                          for n, row in enumerate(record.sentences))
+        heading_vector = heading_vector_of(metadata, dims)
+        heading = (SentenceRecord(record.heading, chunk_id, record.page, "heading", -1, heading_vector)
+                   if heading_vector is not None else None)
+        meta = {"doc_id": record.doc_id, "chunk_id": chunk_id, "version": record.version, "index": record.index,
+                "page": record.page, "page_end": record.page_end, "section": record.section}
+        return Chunk(chunk_id, text, meta, np.asarray(vector, dtype=np.float32), sentences, heading)
+
+    def metadata(self, chunk: Chunk) -> dict[str, Any]:
+        """The chunk's metadata with its document's catalog fields (from this snapshot's manifest)."""
+        entry = self.documents.get(chunk.metadata["doc_id"], {})
+        return {**chunk.metadata, **{k: entry.get(k, "") for k in DOCUMENT_FIELDS}}
 
     def chunk_text(self, chunk_id: str) -> str:
-        return self.texts[self.index_of[chunk_id]]
+        return self.chunks([chunk_id])[chunk_id].text
 
     def terms_of(self, chunk_id: str) -> frozenset[str]:
-        return self.chunk_terms[self.index_of[chunk_id]]
+        """The chunk's lexical terms (as the lexical index counts them: title and section path included)."""
+        chunk = self.chunks([chunk_id])[chunk_id]
+        meta = self.metadata(chunk)
+        return frozenset(terms(f"{meta['title']} {meta['section']} {chunk.text}"))
 
     def sentences(self, chunk_ids: list[str]) -> dict[str, tuple[SentenceRecord, ...]]:
         """The sentences (with their vectors) of the given chunks, in document order."""
-        return {chunk_id: self.sentence_records.get(chunk_id, ()) for chunk_id in chunk_ids}
+        chunks = self.chunks(chunk_ids)
+        return {chunk_id: chunks[chunk_id].sentences for chunk_id in chunk_ids}
 
     def heading(self, chunk_id: str) -> SentenceRecord | None:
         """The innermost heading the chunk sits under, with its vector (unit "heading")."""
-        return self.heading_records.get(chunk_id)
+        return self.chunks([chunk_id])[chunk_id].heading
 
     def lexical_scores(self, query_terms: list[str]) -> np.ndarray:
-        known = [t for t in query_terms if self.knows(t)]
-        if not known:
-            return np.zeros(self.chunk_count, dtype=np.float32)
-        return np.asarray(self.bm25.get_scores(known), dtype=np.float32)
+        return self.lexical.scores([t for t in query_terms if self.knows(t)])
 
     def allowed(self, kinds: list[str] | None, doc_ids: list[str] | None) -> np.ndarray | None:
         """Mask of the chunks that pass the filters, or None when there are none."""
-        if not kinds and not doc_ids:
+        admitted = self.filter_doc_ids(kinds, doc_ids)
+        if admitted is None:
             return None
-        return np.asarray([(not kinds or m["kind"] in kinds) and (not doc_ids or m["doc_id"] in doc_ids)
-                           for m in self.metas])
+        docs = [n for n, d in enumerate(self.lexical.docs) if d in set(admitted)]
+        return np.isin(self.lexical.doc_of_row, docs)
 
     def filter_doc_ids(self, kinds: list[str] | None, doc_ids: list[str] | None) -> list[str] | None:
         """The documents a filter admits (kinds are catalog fields, so they resolve to documents here)."""
@@ -195,30 +259,34 @@ class IndexReader:
     def __init__(self, settings: Settings, store: IndexStore | None = None) -> None:
         self.settings = settings
         self.store = store or IndexStore(settings)
+        self.cache = ChunkCache()
         self._snapshot: IndexSnapshot | None = None
         self._loading = threading.Lock()
 
-    def snapshot(self) -> IndexSnapshot:
+    def snapshot(self, reload: bool = False) -> IndexSnapshot:
         """The current snapshot: loaded on first use, replaced in one assignment when the manifest moved.
 
-        While one thread loads the next snapshot, the others keep answering from the one they have."""
+        While one thread loads the next snapshot, the others keep answering from the one they have.
+        `reload`: load again even when the manifest did not move (its view of the index went stale)."""
         current = self._snapshot
         live = self.store.active_snapshot_id()
-        if current is not None and live == current.snapshot_id:
+        if current is not None and live == current.snapshot_id and not reload:
             return current
-        if current is not None and not self._loading.acquire(blocking=False):
+        if current is not None and not reload and not self._loading.acquire(blocking=False):
             return current
-        if current is None:
+        if current is None or reload:
             self._loading.acquire()
         try:
             current = self._snapshot
-            if current is not None and current.snapshot_id == self.store.active_snapshot_id():
+            if current is not None and current.snapshot_id == self.store.active_snapshot_id() and not reload:
                 return current
             manifest = self.store.active()
             if manifest is None or not manifest.documents:
                 raise NotIngestedError("nothing has been ingested yet: run `wbl-assistant ingest` first")
+            if reload:
+                self.store.refresh()
             try:
-                snapshot = IndexSnapshot.load(self.store, manifest)
+                snapshot = IndexSnapshot.load(self.store, manifest, self.cache)
             except NotFoundError:
                 self.store.forget_collections()
                 raise NotIngestedError("the index is incomplete (its chunks are missing): run "
@@ -240,38 +308,42 @@ class IndexReader:
 
         BM25 weighs double when the query holds a rare term: embeddings blur names and codes, exact matching
         does not. `ranking` holds the fused ranking `depth` deep (at least k), for reporting and evaluation.
-        A question that meets chunks deleted under it (its snapshot was retired) retries once on the new one."""
+        A question that meets chunks deleted under it (its snapshot was retired, or its view of an embedded
+        index went stale) retries once on a snapshot loaded afresh."""
         vector = self.embed_query(query) if query_vector is None else query_vector
         snapshot = self.snapshot()
         try:
             return _retrieve(snapshot, query, vector, k, kinds, doc_ids, depth)
-        except _SnapshotGone:
+        except SnapshotGone as error:
+            logger.info("snapshot %s went away under a question (%s): retrying on a fresh one",
+                        snapshot.snapshot_id, error)
             self.store.forget_collections()
-            return _retrieve(self.snapshot(), query, vector, k, kinds, doc_ids, depth)
-
-
-class _SnapshotGone(Exception):
-    """The snapshot's chunks were deleted while a question used it."""
+            try:
+                return _retrieve(self.snapshot(reload=True), query, vector, k, kinds, doc_ids, depth)
+            except SnapshotGone:
+                raise NotIngestedError("the index is incomplete (chunks it lists are missing): run "
+                                       "`wbl-assistant ingest` to repair it") from None
 
 
 def _dense(snapshot: IndexSnapshot, vector: np.ndarray, pool: int, doc_ids: list[str] | None) -> dict[str, float]:
-    """Cosine similarity of the `pool` nearest live chunks (versions being written or retired are skipped)."""
-    where = {"doc_id": {"$in": doc_ids}} if doc_ids is not None else None
+    """Cosine similarity of the `pool` nearest chunks of this snapshot (versions being written or retired,
+    which share the collection, are skipped)."""
     if doc_ids is not None and not doc_ids:
         return {}
+    where = {"doc_id": {"$in": doc_ids}} if doc_ids is not None else None
     wanted = min(pool, snapshot.chunk_count)
     for attempt_where in (where, _with_versions(where, snapshot)):
         try:
             found = snapshot.collection.query(query_embeddings=[vector.tolist()], n_results=wanted * 2,
                                               where=attempt_where, include=["distances"])
-        except NotFoundError:
-            raise _SnapshotGone() from None
+        except (NotFoundError, ChromaError) as error:
+            raise SnapshotGone(str(error)) from None
         live = {cid: 1.0 - float(d) for cid, d in zip(found["ids"][0], found["distances"][0], strict=True)
-                if cid in snapshot.index_of}
+                if snapshot.has(cid)}
         if len(live) >= wanted or attempt_where is not where:
             break
     if not live and wanted:
-        raise _SnapshotGone()
+        raise SnapshotGone("no chunk of this snapshot is in the index")
     return dict(list(live.items())[:pool])
 
 
@@ -295,31 +367,22 @@ def _retrieve(snapshot: IndexSnapshot, query: str, vector: np.ndarray, k: int, k
         lexical = np.where(allowed, lexical, 0.0)
     lexical_order = [int(i) for i in np.argsort(-lexical)[:pool] if lexical[i] > 0]
 
-    rare = any(snapshot.knows(t) and snapshot.document_frequency[t] <= RARE_TERM_CHUNKS for t in search_terms)
+    rare = any(snapshot.knows(t) and snapshot.df(t) <= RARE_TERM_CHUNKS for t in search_terms)
     lexical_weight = 2.0 if rare else 1.0
     fused: dict[str, float] = {}
     for rank, chunk_id in enumerate(dense_ids):
         fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
     for rank, index in enumerate(lexical_order):
-        chunk_id = snapshot.ids[index]
+        chunk_id = snapshot.lexical.chunk_ids[index]
         fused[chunk_id] = fused.get(chunk_id, 0.0) + lexical_weight / (RRF_K + rank + 1)
     top = sorted(fused, key=lambda cid: -fused[cid])[: max(k, depth)]
-    missing = [cid for cid in top if cid not in dense_sim]
-    if missing:
-        dense_sim.update(_similarities(snapshot, vector, missing))
+    found = snapshot.chunks(top)
+    row_of = snapshot.lexical.row_of
     chunks = []
     for rank, chunk_id in enumerate(top, start=1):
-        n = snapshot.index_of[chunk_id]
-        chunks.append(RetrievedChunk(chunk_id, snapshot.texts[n], snapshot.metas[n], fused[chunk_id],
-                                     dense_sim.get(chunk_id, 0.0), float(lexical[n]), rank))
+        chunk = found[chunk_id]
+        dense = dense_sim[chunk_id] if chunk_id in dense_sim else float(np.dot(vector, chunk.vector))
+        chunks.append(RetrievedChunk(chunk_id, chunk.text, snapshot.metadata(chunk), fused[chunk_id], dense,
+                                     float(lexical[row_of[chunk_id]]), rank))
     weights = {t: snapshot.idf(t) for t in search_terms}
     return Retrieval(query, vector, chunks[:k], snapshot, chunks, query_terms, weights, concepts)
-
-
-def _similarities(snapshot: IndexSnapshot, vector: np.ndarray, chunk_ids: list[str]) -> dict[str, float]:
-    try:
-        found = snapshot.collection.get(ids=chunk_ids, include=["embeddings"])
-    except NotFoundError:
-        raise _SnapshotGone() from None
-    return {cid: float(np.dot(vector, np.asarray(v, dtype=np.float32)))
-            for cid, v in zip(found["ids"], found["embeddings"], strict=True)}

@@ -44,9 +44,12 @@ from .embeddings import ChromaEmbeddings
 logger = logging.getLogger(__name__)
 
 #: Bump when what a record holds changes: every document is then re-ingested.
-RECORD_FORMAT = 5
+RECORD_FORMAT = 6
 POINTER_ID = "active"
 LEASE_ID = "writer-lease"
+BLOB_PREFIX = "blob:"
+#: Characters of base64 per blob record (about 3 MB of data).
+BLOB_PART_CHARS = 4_000_000
 #: The meta collection's records need a vector; they all get this one.
 META_VECTOR = [1.0, 0.0]
 LEASE_SECONDS = 60.0
@@ -197,10 +200,15 @@ class Manifest:
     pipeline: dict[str, Any]
     created: float = 0.0
     retired: tuple[tuple[str, float], ...] = ()
+    lexical: str = ""
 
     @property
     def live_versions(self) -> set[str]:
         return {entry["version"] for entry in self.documents.values()}
+
+    @property
+    def live_chunks(self) -> int:
+        return sum(int(entry.get("chunks", 0)) for entry in self.documents.values())
 
     @property
     def dims(self) -> int:
@@ -208,7 +216,7 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps({"format": RECORD_FORMAT, "snapshot": self.snapshot, "documents": self.documents,
-                           "pipeline": self.pipeline, "created": self.created,
+                           "pipeline": self.pipeline, "created": self.created, "lexical": self.lexical,
                            "retired": [list(r) for r in self.retired]}, sort_keys=True)
 
     @classmethod
@@ -218,7 +226,7 @@ class Manifest:
         if data.get("format") != RECORD_FORMAT:
             return None
         return cls(data["snapshot"], data["documents"], data["pipeline"], data.get("created", 0.0),
-                   tuple((v, float(t)) for v, t in data.get("retired", [])))
+                   tuple((v, float(t)) for v, t in data.get("retired", [])), data.get("lexical", ""))
 
 
 def new_id(prefix: str) -> str:
@@ -343,19 +351,21 @@ class IndexStore:
                        embeddings=embeddings[start:end])
 
     def collect_garbage(self, manifest: Manifest | None, grace_seconds: float) -> int:
-        """Delete chunks of versions that are neither live nor retired less than `grace_seconds` ago.
-
-        Only the writer calls this (it holds the lock), so no version being written can be an orphan."""
+        """Delete chunks of versions, and lexical indexes, that are neither live nor retired less than
+        `grace_seconds` ago. Only the writer calls this (it holds the lock), so nothing being written can be
+        an orphan. Cheap when there is nothing to delete (the common case): a count, no scan."""
         keep = set(manifest.live_versions) if manifest else set()
-        if manifest:
-            now = time.time()
-            keep |= {version for version, at in manifest.retired if now - at < grace_seconds}
+        recent = {name for name, at in (manifest.retired if manifest else ()) if time.time() - at < grace_seconds}
+        self._drop_blobs(({manifest.lexical} if manifest else set()) | recent)
         try:
             chunks = self.chunks(create=False)
         except NotFoundError:
             self.forget_collections()
             return 0
         before = chunks.count()
+        if manifest is not None and before == manifest.live_chunks and not manifest.retired:
+            return 0
+        keep |= recent
         if keep:
             chunks.delete(where={"version": {"$nin": sorted(keep)}})
         elif before:
@@ -364,6 +374,35 @@ class IndexStore:
         if removed:
             logger.info("deleted %d chunks of retired or orphaned versions", removed)
         return removed
+
+    # -- blobs: the lexical index, stored in the meta collection so that every reader (and replica) finds it
+
+    def save_blob(self, name: str, data: bytes) -> None:
+        """Store `data` under `name`, in parts small enough for any Chroma server."""
+        text = base64.b64encode(data).decode("ascii")
+        parts = [text[start:start + BLOB_PART_CHARS] for start in range(0, len(text), BLOB_PART_CHARS)] or [""]
+        for n, part in enumerate(parts):
+            self.meta().upsert(ids=[f"{BLOB_PREFIX}{name}:{n}"], documents=[part], embeddings=[META_VECTOR],
+                               metadatas=[{"blob": name, "part": n, "parts": len(parts)}])
+
+    def load_blob(self, name: str) -> bytes | None:
+        """The bytes stored under `name`, or None when they are missing or incomplete."""
+        found = self.meta().get(where={"blob": name}, include=["documents", "metadatas"])
+        parts = {int(m["part"]): (doc, int(m["parts"])) for doc, m in zip(found["documents"], found["metadatas"],
+                                                                         strict=True)}
+        if not parts or len(parts) != next(iter(parts.values()))[1]:
+            return None
+        return base64.b64decode("".join(parts[n][0] for n in range(len(parts))))
+
+    def has_blob(self, name: str) -> bool:
+        return bool(name) and bool(self.meta().get(ids=[f"{BLOB_PREFIX}{name}:0"], include=[])["ids"])
+
+    def _drop_blobs(self, keep: set[str]) -> None:
+        found = self.meta().get(where={"part": {"$gte": 0}}, include=["metadatas"])
+        stale = [record_id for record_id, m in zip(found["ids"], found["metadatas"], strict=True)
+                 if m.get("blob") not in keep]
+        if stale:
+            self.meta().delete(ids=stale)
 
     def drop_legacy_collections(self) -> list[str]:
         """Delete this prefix's collections from older record formats (one collection per generation)."""

@@ -96,6 +96,7 @@ _CANONICAL = [
 ]
 
 
+@lru_cache(maxsize=50_000)
 def canonical(text: str) -> str:
     """One spelling for things people write several ways: times of day, ages, short units, numbers in words.
 
@@ -109,12 +110,18 @@ def canonical(text: str) -> str:
 def terms(text: str) -> list[str]:
     """Lexical terms: content words of the canonical text, stemmed. BM25, the gate, the answerer and the
     guard share them."""
+    return list(_terms(text))
+
+
+@lru_cache(maxsize=100_000)
+def _terms(text: str) -> tuple[str, ...]:
+    """Cached: the same sentences come back question after question."""
     out = []
     for word in content_words(canonical(text)):
         stemmed = stem(word)
         if stemmed not in STOPWORDS:
             out.append(stemmed)
-    return out
+    return tuple(out)
 
 
 def split_sentences(text: str) -> list[str]:
