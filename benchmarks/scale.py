@@ -208,7 +208,8 @@ def main() -> None:
                     settings = settings.with_changes(chroma_host="127.0.0.1", chroma_port=port)
                 built = build(settings, size, pool)
                 result = measure(settings)
-                print(f"{mode:8} {size:>7} chunks (built in {built:5.0f} s): cold start {result['cold_total_s']:5.1f} s "
+                print(f"{mode:8} {size:>7} chunks (built in {built:5.0f} s): "
+                      f"cold start {result['cold_total_s']:5.1f} s "
                       f"(import {result['import_s']:.1f}, model {result['model_s']:.1f}, index + first answer "
                       f"{result['first_answer_s']:.1f}) · warm p50 {result['p50_ms']:6.1f} ms p95 "
                       f"{result['p95_ms']:6.1f} ms · RSS {result['rss_mb']:6.0f} MB · one-document update "

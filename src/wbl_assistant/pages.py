@@ -7,6 +7,7 @@ found among the OCR words (see ocr.py) instead of the missing text layer.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,9 +36,18 @@ def render_page(path: Path, page: int, quote: str, max_px: int,
     return _render(str(path), mtime, page, quote, max_px, ocr_words)
 
 
+#: PDFium is not thread-safe: two renders at once crash the process (seen with concurrent chat sessions).
+_PDFIUM = threading.Lock()
+
+
 @lru_cache(maxsize=64)
 def _render(path: str, mtime: float, page: int, quote: str, max_px: int,
             ocr_words: tuple[Path, str] | None) -> Image.Image:
+    with _PDFIUM:
+        return _render_locked(path, page, quote, max_px, ocr_words)
+
+
+def _render_locked(path: str, page: int, quote: str, max_px: int, ocr_words: tuple[Path, str] | None) -> Image.Image:
     import pypdfium2 as pdfium
 
     try:
