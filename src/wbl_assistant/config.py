@@ -218,6 +218,16 @@ class Settings:
         return self.data_dir / "feedback.jsonl"
 
     @property
+    def ingest_history_path(self) -> Path:
+        """One line per ingest run (who, when, counts, failures): the Library tab's history."""
+        return self.data_dir / "ingest-history.jsonl"
+
+    @property
+    def retired_dir(self) -> Path:
+        """Where a retired document's PDF goes: inside the corpus folder (not ingested), so it can come back."""
+        return self.corpus_dir / "retired"
+
+    @property
     def ocr_cache_dir(self) -> Path:
         """OCR words per scanned document, by file hash: a re-ingest does not OCR an unchanged scan again."""
         return self.data_dir / "ocr"
