@@ -443,9 +443,8 @@ class LibraryTab:
         path = self.corpus.pdf_path(row)
         if path is None:
             return None, f"The PDF of {title} is not in the corpus folder."
-        ocr_words = (self.settings.ocr_cache_dir, row.sha256) if row.sha256 else None
         try:
-            image = render_page(path, 1, "", self.settings.render_max_px, ocr_words)
+            image = render_page(path, 1, "", self.settings.render_max_px)
         except PageError as error:
             return None, f"Cannot show page 1 of {title}: {escape_text(str(error))}"
         pages = f" of {row.pages}" if row.pages else ""

@@ -1,5 +1,6 @@
 """The ingest history: one JSON line per ingest run in `data/ingest-history.jsonl` (who, when, what for,
-counts per status, failures with their reasons, the documents added, updated and removed).
+counts per status, failures with their reasons, the documents added, updated and removed, and the index
+snapshot the run produced: what a per-document change report can be keyed by).
 
 The Library tab shows it newest first and takes each document's failure from the last run (failures are
 not in the index's manifest). Lines are flushed and fsynced; past the size cap the oldest lines are dropped
@@ -52,6 +53,7 @@ def run_entry(report: IngestReport, who: str, action: str, target: str = "") -> 
     return {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "who": who, "action": action,
         "target": target, "seconds": round(report.seconds, 2), "switched": report.switched,
+        "snapshot": report.snapshot,
         "counts": {status: report.count(status) for status in STATUSES}, "chunks": report.chunks,
         "failures": [{"doc_id": r.doc_id, "file": r.file, "reason": r.reason[:MAX_REASON_CHARS]}
                      for r in report.failed][:MAX_LISTED],
