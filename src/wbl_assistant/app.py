@@ -298,7 +298,7 @@ class ChatPage:
             return f"**Ingest failed:** {escape_text(str(error))}"
 
 
-#: The Library table's columns; the file identifies a row (a slug may be shared by nothing else either).
+#: The Library table's columns; a row is identified by its File cell.
 LIBRARY_COLUMNS = ("Title", "Publisher", "Edition", "Kind", "Pages", "Chunks", "File", "SHA-256", "Ingested at",
                    "Status", "First page")
 LIBRARY_TYPES = ("str", "str", "str", "str", "number", "number", "str", "str", "str", "str", "str")
@@ -382,6 +382,17 @@ class LibraryTab:
         value = selected if selected in {file for _, file in choices} else None
         history = history_markdown(self.corpus.history.newest_first(HISTORY_SHOWN))
         return library_table(rows), gr.update(choices=choices, value=value), history
+
+    def _after_change(self, note: str, file: str | None, form: bool = True, page: bool = False) -> tuple:
+        """The status, then the listing (and the form, and the first page) as they are after a change. The
+        change is done: if the view cannot be rebuilt, the status says so instead of failing the event."""
+        try:
+            return (note, *self._listing(file), *(self._form(file) if form else ()),
+                    *(self.first_page(file) if page else ()))
+        except Exception:
+            logger.exception("library: cannot show the library after a change to %s", file)
+            count = 3 + (len(EDITABLE) + 1 if form else 0) + (2 if page else 0)
+            return note + "\n\nShow the library again to see the change.", *(gr.update(),) * count
 
     def _form(self, file: str | None) -> tuple:
         """(title, publisher, edition, kind, audience, loaded values) of the document `file`."""
@@ -472,7 +483,7 @@ class LibraryTab:
             note = f"Saved the catalog entry of {escape_text(file)}. It is retired: the index is unchanged."
         else:
             note = f"Saved the catalog entry of {escape_text(file)}.\n\n" + ingest_summary(change.report)
-        return note, *self._listing(file), *self._form(file)
+        return self._after_change(note, file)
 
     def retire(self, password: str | None, file: str | None, request: gr.Request = None) -> tuple:
         unchanged = (gr.update(),) * (3 + len(EDITABLE) + 1 + 2)
@@ -488,7 +499,7 @@ class LibraryTab:
         moved = (change.entry or {}).get("retired_file")
         note = (f"Retired {escape_text(file)}" + (f": its PDF is now corpus/{escape_text(moved)}" if moved else "")
                 + ". **Restore** undoes it.\n\n" + ingest_summary(change.report))
-        return note, *self._listing(file), *self._form(file), *self.first_page(file)
+        return self._after_change(note, file, page=True)
 
     def restore(self, password: str | None, file: str | None, request: gr.Request = None) -> tuple:
         unchanged = (gr.update(),) * (3 + len(EDITABLE) + 1 + 2)
@@ -502,7 +513,7 @@ class LibraryTab:
         except Exception as error:
             return self._failure(error, "Not restored"), *unchanged
         note = f"Restored {escape_text(file)} to the corpus and the index.\n\n" + ingest_summary(change.report)
-        return note, *self._listing(file), *self._form(file), *self.first_page(file)
+        return self._after_change(note, file, page=True)
 
     def prefill(self, password: str | None, file: str | None, request: gr.Request = None) -> tuple:
         """The upload form's fields for the chosen PDF: the entry of the document it replaces, else the PDF's
@@ -544,13 +555,13 @@ class LibraryTab:
             logger.info("admin %s %s %s with its catalog entry", _client(request),
                         "replaced" if change.replaced else "added", change.name)
             name = escape_text(change.name)
-            if change.report.failed and any(r.file == change.name for r in change.report.failed):
+            if any(r.file == change.name for r in change.report.failed):
                 note = (f"The new {name} could not be ingested; "
                         + ("the previous edition was put back" if change.restored else "it was not added")
                         + " and the catalog is unchanged.\n\n")
             else:
                 note = f"{'Replaced' if change.replaced else 'Added'} {name} with its catalog entry.\n\n"
-            return note + ingest_summary(change.report), *self._listing(change.name), None
+            return *self._after_change(note + ingest_summary(change.report), change.name, form=False), None
         finally:
             if file:
                 Path(file).unlink(missing_ok=True)
