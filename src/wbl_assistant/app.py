@@ -1,5 +1,6 @@
-"""The chat page (Gradio): streamed cited answers, a sources panel with the cited PDF page, feedback, and an
-Admin tab (upload a PDF, re-ingest) that exists only when WBL_ADMIN_PASSWORD is set.
+"""The chat page (Gradio): streamed cited answers, a sources panel with the cited PDF page, feedback, and two
+tabs that exist only when WBL_ADMIN_PASSWORD is set: Admin (upload a PDF, re-ingest) and Library (what is in
+the index; upload with metadata, edit an entry, retire and restore a document; the ingest history).
 
 `build_layout` places the components and wires them to the handlers of `ChatPage`; the work behind the
 handlers lives in the library (assistant, pages, feedback, corpus). Everything shown that comes from a
@@ -26,11 +27,13 @@ import gradio as gr
 
 from .answering import Answer
 from .assistant import Assistant, QuestionError
+from .catalog import EDITABLE, CatalogConflict, CatalogError
 from .config import Settings
-from .corpus import CorpusManager, UploadRefused
+from .corpus import STATUS_RETIRED, CorpusManager, LibraryError, LibraryRow, UploadRefused
 from .feedback import FeedbackError, FeedbackLog
 from .ingestion import STATUSES, IngestError, IngestReport
 from .pages import PageError, render_page
+from .store import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +161,7 @@ class ChatPage:
         self.feedback = FeedbackLog(settings.feedback_path)
         self.corpus = CorpusManager(settings)
         self.gate = AdminGate(settings.admin_password)
+        self.library = LibraryTab(settings, self.corpus, self.gate)
 
     def respond(self, message: str, chat: list, turns: list[Turn]):
         message = (message or "").strip()
@@ -268,7 +272,7 @@ class ChatPage:
             if not file:
                 return "Choose a PDF to upload first."
             try:
-                change = self.corpus.add_pdf(Path(file))
+                change = self.corpus.add_pdf(Path(file), who=f"admin {_client(request)}")
             except UploadRefused as error:
                 return f"**Refused:** {escape_text(str(error))}. Nothing was uploaded."
             except IngestError as error:
@@ -289,9 +293,278 @@ class ChatPage:
         if refusal:
             return f"**Refused:** {escape_text(refusal)}."
         try:
-            return ingest_summary(self.corpus.reingest())
+            return ingest_summary(self.corpus.reingest(who=f"admin {_client(request)}"))
         except IngestError as error:
             return f"**Ingest failed:** {escape_text(str(error))}"
+
+
+#: The Library table's columns; a row is identified by its File cell.
+LIBRARY_COLUMNS = ("Title", "Publisher", "Edition", "Kind", "Pages", "Chunks", "File", "SHA-256", "Ingested at",
+                   "Status", "First page")
+LIBRARY_TYPES = ("str", "str", "str", "str", "number", "number", "str", "str", "str", "str", "str")
+LIBRARY_WIDTHS = (280, 170, 110, 100, 80, 80, 210, 120, 150, 220, 120)
+FILE_COLUMN = LIBRARY_COLUMNS.index("File")
+#: Runs of the ingest history shown in the Library tab.
+HISTORY_SHOWN = 30
+#: Errors of a library action that the admin can act on: the message is shown, nothing was changed.
+LIBRARY_ERRORS = (CatalogError, LibraryError, UploadRefused, IngestError, StoreError)
+
+
+def library_status(row: LibraryRow) -> str:
+    if row.status == STATUS_RETIRED:
+        return f"retired {row.retired_at.replace('T', ' ').rstrip('Z')}".strip()
+    return f"{row.status}: {row.reason}" if row.reason else row.status
+
+
+def library_table(rows: list[LibraryRow]) -> list[list[Any]]:
+    """The rows as the Library table shows them (plain text cells: the Dataframe displays them as text)."""
+    return [[row.title, row.publisher, row.edition, row.kind, row.pages, row.chunks, row.file, row.sha256[:12],
+             time.strftime("%Y-%m-%d %H:%M", time.localtime(row.ingested_at)) if row.ingested_at else "",
+             library_status(row), "open page 1" if row.file else ""] for row in rows]
+
+
+def library_choices(rows: list[LibraryRow]) -> list[tuple[str, str]]:
+    def label(row: LibraryRow) -> str:
+        title = row.title if len(row.title) <= 70 else row.title[:69] + "…"
+        return f"{title} — {row.file}" + (" (retired)" if row.status == STATUS_RETIRED else "")
+
+    return [(label(row), row.file) for row in rows if row.file]
+
+
+def history_markdown(entries: list[dict[str, Any]]) -> str:
+    """The ingest history, newest first: when, who, what for, counts, failures with reasons, changed files."""
+    if not entries:
+        return "No ingest recorded yet."
+    lines = []
+    for entry in entries:
+        counts = entry.get("counts") or {}
+        shown = " · ".join(f"{status} {counts.get(status, 0)}" for status in STATUSES)
+        action = " ".join(filter(None, [str(entry.get("action", "")), str(entry.get("target", ""))]))
+        when = str(entry.get("time", "")).replace("T", " ").replace("Z", " UTC")
+        lines.append(f"- **{escape_text(when)}** · {escape_text(str(entry.get('who', '')))} · "
+                     f"{escape_text(action)} — {escape_text(shown)}")
+        for key in ("added", "updated", "removed"):
+            files = [str(d.get("file") or d.get("doc_id")) for d in entry.get(key) or [] if isinstance(d, dict)]
+            if files:
+                lines.append(f"  - {key}: {escape_text(', '.join(files[:20]))}" + (" …" if len(files) > 20 else ""))
+        for failure in entry.get("failures") or []:
+            if isinstance(failure, dict):
+                lines.append(f"  - failed {escape_text(str(failure.get('file') or failure.get('doc_id')))}: "
+                             f"{escape_text(str(failure.get('reason', '')))}")
+    return "\n".join(lines)
+
+
+class LibraryTab:
+    """The Library tab's handlers. Every one checks the admin password first, with the Admin tab's gate (its
+    backoff counts failures from either tab); the work is CorpusManager's, shared with the CLI."""
+
+    def __init__(self, settings: Settings, corpus: CorpusManager, gate: AdminGate) -> None:
+        self.settings = settings
+        self.corpus = corpus
+        self.gate = gate
+
+    def _refusal(self, password: str | None, request: gr.Request | None, what: str) -> str | None:
+        refusal = self.gate.check(password, _client(request))
+        return f"**Refused:** {escape_text(refusal)}. {what}" if refusal else None
+
+    @staticmethod
+    def _failure(error: Exception, what: str) -> str:
+        if isinstance(error, LIBRARY_ERRORS):
+            return f"**{what}:** {escape_text(str(error))}. Nothing was changed."
+        error_id = secrets.token_hex(4)
+        logger.exception("library action failed [error %s]", error_id)
+        return f"**{what}:** something went wrong on our side (error {error_id}). Nothing was changed."
+
+    def _listing(self, selected: str | None = None, rows: list[LibraryRow] | None = None) -> tuple:
+        """(table, document picker, history) as they are now; `selected` stays picked if it is still listed."""
+        rows = self.corpus.library() if rows is None else rows
+        choices = library_choices(rows)
+        value = selected if selected in {file for _, file in choices} else None
+        history = history_markdown(self.corpus.history.newest_first(HISTORY_SHOWN))
+        return library_table(rows), gr.update(choices=choices, value=value), history
+
+    def _after_change(self, note: str, file: str | None, form: bool = True, page: bool = False) -> tuple:
+        """The status, then the listing (and the form, and the first page) as they are after a change. The
+        change is done: if the view cannot be rebuilt, the status says so instead of failing the event."""
+        try:
+            return (note, *self._listing(file), *(self._form(file) if form else ()),
+                    *(self.first_page(file) if page else ()))
+        except Exception:
+            logger.exception("library: cannot show the library after a change to %s", file)
+            count = 3 + (len(EDITABLE) + 1 if form else 0) + (2 if page else 0)
+            return note + "\n\nShow the library again to see the change.", *(gr.update(),) * count
+
+    def _form(self, file: str | None) -> tuple:
+        """(title, publisher, edition, kind, audience, loaded values) of the document `file`."""
+        if not file:
+            return *([""] * len(EDITABLE)), {}
+        values = self.corpus.editable_values(self.corpus.find(file))
+        return *[values[key] for key in EDITABLE], values
+
+    def show(self, password: str | None, request: gr.Request = None) -> tuple:
+        refusal = self._refusal(password, request, "The library is not shown.")
+        if refusal:
+            return refusal, gr.update(), gr.update(), gr.update()
+        try:
+            rows = self.corpus.library()
+            return f"{len(rows)} documents.", *self._listing(rows=rows)
+        except Exception as error:
+            return self._failure(error, "Cannot show the library"), gr.update(), gr.update(), gr.update()
+
+    def pick(self, password: str | None, file: str | None, request: gr.Request = None) -> tuple:
+        """Fill the edit form with the document's catalog values and show its first page."""
+        refusal = self._refusal(password, request, "")
+        if refusal:
+            return refusal, *(gr.update(),) * (len(EDITABLE) + 3)
+        return self._picked(file)
+
+    def pick_row(self, password: str | None, data: gr.SelectData, request: gr.Request = None) -> tuple:
+        """A click in the table (any cell; the last column says "open page 1"): that row's document is picked,
+        the form filled and its first page shown."""
+        refusal = self._refusal(password, request, "")
+        if refusal:
+            return gr.update(), refusal, *(gr.update(),) * (len(EDITABLE) + 3)
+        row = data.row_value if isinstance(data.row_value, list) else []
+        file = str(row[FILE_COLUMN]) if len(row) > FILE_COLUMN else None
+        return gr.update(value=file), *self._picked(file)
+
+    def _picked(self, file: str | None) -> tuple:
+        try:
+            form = self._form(file)
+            image, caption = self.first_page(file)
+        except Exception as error:
+            return self._failure(error, "Cannot open the document"), *(gr.update(),) * (len(EDITABLE) + 3)
+        return "", *form, image, caption
+
+    def open_page(self, password: str | None, file: str | None, request: gr.Request = None) -> tuple:
+        refusal = self._refusal(password, request, "")
+        if refusal:
+            return refusal, gr.update(), gr.update()
+        try:
+            return "", *self.first_page(file)
+        except Exception as error:
+            return self._failure(error, "Cannot open the document"), gr.update(), gr.update()
+
+    def first_page(self, file: str | None) -> tuple[Any, str]:
+        """Page 1 of the document's PDF (a retired one's from retired/), as the sources viewer renders pages."""
+        if not file:
+            return None, "Pick a document first."
+        row = self.corpus.find(file)
+        title = escape_text(row.title or row.file)
+        path = self.corpus.pdf_path(row)
+        if path is None:
+            return None, f"The PDF of {title} is not in the corpus folder."
+        try:
+            image = render_page(path, 1, "", self.settings.render_max_px)
+        except PageError as error:
+            return None, f"Cannot show page 1 of {title}: {escape_text(str(error))}"
+        pages = f" of {row.pages}" if row.pages else ""
+        return image, f"{title}, page 1{pages} ({escape_text(row.file)}{', retired' if row.retired_file else ''})"
+
+    def save(self, password: str | None, file: str | None, title: str, publisher: str, edition: str, kind: str,
+             audience: str, loaded: dict[str, str] | None, request: gr.Request = None) -> tuple:
+        """Write the fields the admin changed (since they picked the document) to its catalog entry; ingest."""
+        unchanged = (gr.update(),) * (3 + len(EDITABLE) + 1)
+        refusal = self._refusal(password, request, "Nothing was saved.")
+        if refusal:
+            return refusal, *unchanged
+        if not file:
+            return "Pick a document first.", *unchanged
+        values = dict(zip(EDITABLE, (title, publisher, edition, kind, audience), strict=True))
+        try:
+            change = self.corpus.set_metadata(file, values, expected=loaded or None, who=f"admin {_client(request)}")
+        except CatalogConflict as error:
+            return f"**Not saved:** {escape_text(str(error))}.", *unchanged
+        except Exception as error:
+            return self._failure(error, "Not saved"), *unchanged
+        if not change.changed:
+            note = f"Nothing to save: the entry of {escape_text(file)} already has these values."
+        elif change.report is None:
+            note = f"Saved the catalog entry of {escape_text(file)}. It is retired: the index is unchanged."
+        else:
+            note = f"Saved the catalog entry of {escape_text(file)}.\n\n" + ingest_summary(change.report)
+        return self._after_change(note, file)
+
+    def retire(self, password: str | None, file: str | None, request: gr.Request = None) -> tuple:
+        unchanged = (gr.update(),) * (3 + len(EDITABLE) + 1 + 2)
+        refusal = self._refusal(password, request, "Nothing was retired.")
+        if refusal:
+            return refusal, *unchanged
+        if not file:
+            return "Pick a document first.", *unchanged
+        try:
+            change = self.corpus.retire(file, who=f"admin {_client(request)}")
+        except Exception as error:
+            return self._failure(error, "Not retired"), *unchanged
+        moved = (change.entry or {}).get("retired_file")
+        note = (f"Retired {escape_text(file)}" + (f": its PDF is now corpus/{escape_text(moved)}" if moved else "")
+                + ". **Restore** undoes it.\n\n" + ingest_summary(change.report))
+        return self._after_change(note, file, page=True)
+
+    def restore(self, password: str | None, file: str | None, request: gr.Request = None) -> tuple:
+        unchanged = (gr.update(),) * (3 + len(EDITABLE) + 1 + 2)
+        refusal = self._refusal(password, request, "Nothing was restored.")
+        if refusal:
+            return refusal, *unchanged
+        if not file:
+            return "Pick a document first.", *unchanged
+        try:
+            change = self.corpus.restore(file, who=f"admin {_client(request)}")
+        except Exception as error:
+            return self._failure(error, "Not restored"), *unchanged
+        note = f"Restored {escape_text(file)} to the corpus and the index.\n\n" + ingest_summary(change.report)
+        return self._after_change(note, file, page=True)
+
+    def prefill(self, password: str | None, file: str | None, request: gr.Request = None) -> tuple:
+        """The upload form's fields for the chosen PDF: the entry of the document it replaces, else the PDF's
+        own title and author."""
+        unchanged = (gr.update(),) * len(EDITABLE)
+        if not file:
+            return "", *unchanged
+        refusal = self._refusal(password, request, "Enter the admin password, then choose the PDF again.")
+        if refusal:
+            return refusal, *unchanged
+        try:
+            defaults = self.corpus.upload_defaults(Path(file))
+        except Exception as error:
+            return self._failure(error, "Cannot use this PDF"), *unchanged
+        name = escape_text(defaults.name)
+        if defaults.replaces is not None:
+            edition = escape_text(defaults.replaces.edition or "no edition")
+            note = (f"{name} replaces **{escape_text(defaults.replaces.title)}** ({edition}): the fields hold its "
+                    "catalog entry; update the edition.")
+        else:
+            note = f"{name} is a new document: the title and publisher come from the PDF; check them."
+        return note, *[defaults.values.get(key, "") for key in EDITABLE]
+
+    def upload(self, password: str | None, file: str | None, title: str, publisher: str, edition: str, kind: str,
+               audience: str, request: gr.Request = None) -> tuple:
+        """Check the fields, put the PDF in the corpus with its catalog entry, ingest."""
+        unchanged = (gr.update(),) * 3
+        try:
+            refusal = self._refusal(password, request, "Nothing was uploaded; choose the PDF again.")
+            if refusal:
+                return refusal, *unchanged, None
+            if not file:
+                return "Choose a PDF to upload first.", *unchanged, None
+            values = dict(zip(EDITABLE, (title, publisher, edition, kind, audience), strict=True))
+            try:
+                change = self.corpus.add_pdf(Path(file), metadata=values, who=f"admin {_client(request)}")
+            except Exception as error:
+                return self._failure(error, "Not uploaded") + " Choose the PDF again.", *unchanged, None
+            logger.info("admin %s %s %s with its catalog entry", _client(request),
+                        "replaced" if change.replaced else "added", change.name)
+            name = escape_text(change.name)
+            if any(r.file == change.name for r in change.report.failed):
+                note = (f"The new {name} could not be ingested; "
+                        + ("the previous edition was put back" if change.restored else "it was not added")
+                        + " and the catalog is unchanged.\n\n")
+            else:
+                note = f"{'Replaced' if change.replaced else 'Added'} {name} with its catalog entry.\n\n"
+            return *self._after_change(note + ingest_summary(change.report), change.name, form=False), None
+        finally:
+            if file:
+                Path(file).unlink(missing_ok=True)
 
 
 def build_layout(settings: Settings, page: ChatPage) -> gr.Blocks:
@@ -339,6 +612,8 @@ def build_layout(settings: Settings, page: ChatPage) -> gr.Blocks:
                 private = {"api_visibility": "private", "concurrency_limit": 1, "concurrency_id": "admin"}
                 upload_button.click(page.admin_upload, [password, upload], admin_status, **private)
                 reingest_button.click(page.admin_reingest, [password], admin_status, **private)
+            with gr.Tab("Library"):
+                library_layout(settings, page.library)
 
         outputs = [chatbot, turns, question, sources, source_pick, image, caption]
         question.submit(page.respond, [question, chatbot, turns], outputs)
@@ -350,6 +625,69 @@ def build_layout(settings: Settings, page: ChatPage) -> gr.Blocks:
         chatbot.like(page.liked, [turns], thanks)
     app.queue(default_concurrency_limit=4, api_open=False)
     return app
+
+
+def _metadata_fields(prefix: str) -> list[gr.Textbox]:
+    """The catalog fields of a document, as text boxes with ids `<prefix>-<field>`."""
+    hints = {"title": "As citations show it", "publisher": "e.g. Illinois State Board of Education (ISBE)",
+             "edition": "e.g. 2026, or 2019, updated August 2024", "kind": "manual, guide, toolkit, reference, ...",
+             "audience": "Who it is for (optional)"}
+    with gr.Row():
+        boxes = [gr.Textbox(label=key.capitalize(), placeholder=hints[key], elem_id=f"{prefix}-{key}",
+                            max_length=600, scale=2 if key in ("title", "audience") else 1) for key in EDITABLE]
+    return boxes
+
+
+def library_layout(settings: Settings, tab: LibraryTab) -> None:
+    """The Library tab's components and events (inside its `gr.Tab`). Every event is private (not part of the
+    page's API) and checks the admin password; changes run one at a time with the Admin tab's."""
+    gr.Markdown("What is in the index, and changes to it. Enter the admin password, then **Show the library**. "
+                "Sort or filter by a column from the ⋮ menu of its header, or type in the search box; click a "
+                "row to edit that document or see its first page. Nothing is deleted: a retired document's PDF "
+                "moves to `corpus/retired/` and **Restore** brings it back.")
+    with gr.Row():
+        password = gr.Textbox(label="Admin password", type="password", elem_id="library-password", scale=3)
+        show = gr.Button("Show the library", variant="primary", elem_id="library-show", scale=1)
+    status = gr.Markdown(elem_id="library-status")
+    table = gr.Dataframe(headers=list(LIBRARY_COLUMNS), datatype=list(LIBRARY_TYPES), interactive=False,
+                         show_search="search", wrap=True, max_height=460, elem_id="library-table",
+                         column_widths=list(LIBRARY_WIDTHS),
+                         label="Documents", buttons=["fullscreen", "copy"])
+    with gr.Row():
+        with gr.Column(scale=3):
+            gr.Markdown("### Edit, retire or restore a document")
+            picked = gr.Dropdown(label="Document", choices=[], elem_id="library-doc", interactive=True)
+            fields = _metadata_fields("library-edit")
+            with gr.Row():
+                save = gr.Button("Save metadata and re-ingest", variant="primary", elem_id="library-save")
+                open_page = gr.Button("Open page 1", elem_id="library-open")
+                retire = gr.Button("Retire", variant="stop", elem_id="library-retire")
+                restore = gr.Button("Restore", elem_id="library-restore")
+        with gr.Column(scale=2):
+            caption = gr.Markdown(elem_id="library-caption")
+            image = gr.Image(label="First page", type="pil", interactive=False, elem_id="library-page", height=520)
+    gr.Markdown(f"### Add or replace a PDF\nPDFs only, up to {settings.upload_max_mb} MB. Choosing the file fills "
+                "the fields from the entry of the document it replaces (same file name) or from the PDF itself.")
+    upload = gr.File(label="PDF", file_types=[".pdf"], type="filepath", elem_id="library-file")
+    new_fields = _metadata_fields("library-new")
+    upload_button = gr.Button("Upload, catalog and ingest", variant="primary", elem_id="library-upload")
+    upload_status = gr.Markdown(elem_id="library-upload-status")
+    gr.Markdown("### Ingest history (newest first)")
+    history = gr.Markdown(elem_id="library-history")
+    loaded = gr.State({})
+
+    changing = {"api_visibility": "private", "concurrency_limit": 1, "concurrency_id": "admin"}
+    reading = {"api_visibility": "private", "concurrency_limit": 2, "concurrency_id": "library-read"}
+    listing, form, page = [table, picked, history], [*fields, loaded], [image, caption]
+    show.click(tab.show, [password], [status, *listing], **reading)
+    table.select(tab.pick_row, [password], [picked, status, *form, *page], **reading)
+    picked.input(tab.pick, [password, picked], [status, *form, *page], **reading)
+    open_page.click(tab.open_page, [password, picked], [status, *page], **reading)
+    save.click(tab.save, [password, picked, *fields, loaded], [status, *listing, *form], **changing)
+    retire.click(tab.retire, [password, picked], [status, *listing, *form, *page], **changing)
+    restore.click(tab.restore, [password, picked], [status, *listing, *form, *page], **changing)
+    upload.upload(tab.prefill, [password, upload], [upload_status, *new_fields], **reading)
+    upload_button.click(tab.upload, [password, upload, *new_fields], [upload_status, *listing, upload], **changing)
 
 
 class RouteGuard:

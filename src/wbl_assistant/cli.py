@@ -7,7 +7,9 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from .config import ConfigError, Settings
 from .ingestion import STATUSES, IngestBusyError, IngestError, IngestReport
@@ -35,7 +38,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from .assistant import QuestionError
     from .backends import LLMError
     from .catalog import CatalogError
-    from .corpus import UploadRefused
+    from .corpus import LibraryError, UploadRefused
     from .embeddings import EmbeddingModelError
     from .evaluation.compare import CompareError
     from .evaluation.dataset import DatasetError
@@ -44,7 +47,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from .store import StoreError
 
     return (*USER_ERRORS, CatalogError, StoreError, EmbeddingModelError, QuestionError, NotIngestedError, LLMError,
-            UploadRefused, DatasetError, SuiteError, CompareError)
+            UploadRefused, LibraryError, DatasetError, SuiteError, CompareError)
 
 
 def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -114,15 +117,29 @@ class _BarProgress(IngestProgress):
         self.progress.update(self.task, name=f"{name} · OCR page {page}/{pages}")
 
 
-def run_ingest(settings: Settings, rebuild: bool = False, quiet: bool = False) -> IngestReport:
-    """Ingest with a progress bar on stderr (documents, chunks), as `ingest` and `serve` show it."""
-    from .ingestion import ingest
-
+@contextmanager
+def ingest_progress(quiet: bool = False) -> Iterator[IngestProgress]:
+    """A progress bar on stderr (documents, chunks) for one ingest run."""
     columns = [TextColumn("[bold]ingest[/bold]"), BarColumn(), MofNCompleteColumn(),
                TextColumn("documents · {task.fields[chunks]} chunks"), TimeElapsedColumn(),
                TextColumn("{task.fields[name]}")]
     with Progress(*columns, console=console, transient=False, disable=quiet) as progress:
-        return ingest(settings, rebuild=rebuild, progress=_BarProgress(progress))
+        yield _BarProgress(progress)
+
+
+def run_ingest(settings: Settings, rebuild: bool = False, quiet: bool = False) -> IngestReport:
+    """Ingest with a progress bar on stderr (documents, chunks), as `ingest` and `serve` show it."""
+    from .ingestion import ingest
+
+    with ingest_progress(quiet) as progress:
+        return ingest(settings, rebuild=rebuild, progress=progress)
+
+
+def record_run(settings: Settings, report: IngestReport, action: str) -> None:
+    """Add the run to the ingest history (the Library tab's), as run by this CLI's user."""
+    from .history import IngestHistory, cli_user
+
+    IngestHistory(settings.ingest_history_path).record(report, cli_user(), action)
 
 
 def print_ingest_summary(report: IngestReport, settings: Settings) -> None:
@@ -154,6 +171,7 @@ def ingest(rebuild: bool, corpus_dir: Any) -> None:
     """Make the index match the corpus folder (added, updated, unchanged, removed, failed)."""
     settings = load_settings(corpus_dir=corpus_dir)
     report = run_ingest(settings, rebuild=rebuild)
+    record_run(settings, report, "rebuild" if rebuild else "ingest")
     print_ingest_summary(report, settings)
     sys.exit(1 if report.failed else 0)
 
@@ -241,6 +259,7 @@ def serve(host: str, port: int, no_ingest: bool) -> None:
             console.print("[yellow]warning[/yellow]: ", end="")
             console.print(f"{error}; serving the existing index", markup=False)
         else:
+            record_run(settings, report, "serve")
             if report.switched or report.failed:
                 print_ingest_summary(report, settings)
     assistant = Assistant(settings, backend=make_backend(settings))
@@ -251,25 +270,181 @@ def serve(host: str, port: int, no_ingest: bool) -> None:
 
 @main.group()
 def library() -> None:
-    """Manage the corpus folder: add a PDF (a new document, or a new edition of one)."""
+    """Manage the corpus and its catalog: list, add (a new document or edition), set metadata, retire, restore.
+
+    The same operations as the chat page's Library tab; each change is ingested and added to the ingest
+    history."""
+
+
+#: The catalog fields that `library add` and `library set` take as options.
+FIELD_OPTIONS = [
+    click.option("--title", help="Title, as citations show it."),
+    click.option("--publisher", help="Publisher (e.g. Illinois State Board of Education)."),
+    click.option("--edition", help="Edition (e.g. 2026, or 2019, updated August 2024)."),
+    click.option("--kind", help="Kind of document: manual, guide, toolkit, reference, ..."),
+    click.option("--audience", help="Who the document is for."),
+]
+
+
+def field_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(FIELD_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _given(**fields: str | None) -> dict[str, str]:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _finish(settings: Settings, report: IngestReport | None, message: str) -> None:
+    """Print the ingest summary (if there was an ingest) and the outcome; exit 1 if a document failed."""
+    if report is not None:
+        print_ingest_summary(report, settings)
+    console.print(message, markup=False)
+    sys.exit(1 if report is not None and report.failed else 0)
 
 
 @library.command("add")
 @click.argument("pdf", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--name", help="File name in the corpus (default: the PDF's own name, made safe).")
+@field_options
 @friendly
-def library_add(pdf: Path, name: str | None) -> None:
-    """Check and parse PDF, put it into the corpus folder (replacing the edition of the same name) and ingest."""
+def library_add(pdf: Path, name: str | None, title: str | None, publisher: str | None, edition: str | None,
+                kind: str | None, audience: str | None) -> None:
+    """Check and parse PDF, put it into the corpus folder (replacing the edition of the same name) and ingest.
+
+    With any of the field options its catalog entry is written too: fields not given keep the replaced
+    edition's values (a new document needs title, publisher, edition and kind)."""
     from .corpus import CorpusManager
+    from .history import cli_user
 
     settings = load_settings()
-    change = CorpusManager(settings).add_pdf(pdf, name)
-    print_ingest_summary(change.report, settings)
+    manager = CorpusManager(settings)
+    given = _given(title=title, publisher=publisher, edition=edition, kind=kind, audience=audience)
+    metadata = None
+    if given:
+        from .catalog import load_catalog
+        from .corpus import safe_upload_name
+
+        current = load_catalog(settings.catalog_path).get(safe_upload_name(name or pdf.name))
+        metadata = {**(current.values() if current else {}), **given}
+    with ingest_progress() as progress:
+        change = manager.add_pdf(pdf, name, progress=progress, metadata=metadata, who=cli_user())
     if change.restored:
+        print_ingest_summary(change.report, settings)
         console.print(f"the new {change.name} could not be ingested: the previous edition was put back", markup=False)
         sys.exit(1)
-    console.print(f"{'replaced' if change.replaced else 'added'} {change.name}", markup=False)
-    sys.exit(1 if change.report.failed else 0)
+    _finish(settings, change.report, f"{'replaced' if change.replaced else 'added'} {change.name}")
+
+
+def _when(timestamp: Any) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp)) if timestamp else ""
+
+
+@library.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@friendly
+def library_list(as_json: bool) -> None:
+    """Every document: in the index (with its edition, pages, chunks, file, hash, ingest time), failed (why),
+    retired, or not ingested yet."""
+    from .corpus import CorpusManager
+
+    rows = CorpusManager(load_settings()).library()
+    if as_json:
+        out.print_json(json.dumps([row.to_json() for row in rows], ensure_ascii=False))
+        return
+    table = Table(show_edge=False, title=f"Library: {len(rows)} documents")
+    for column in ("title", "publisher", "edition", "kind", "pages", "chunks", "file", "sha256", "ingested at",
+                   "status"):
+        table.add_column(column, justify="right" if column in ("pages", "chunks") else "left", overflow="fold")
+    for row in rows:
+        status = f"{row.status}: {row.reason}" if row.reason else row.status
+        if row.retired_at:
+            status += f" {row.retired_at}"
+        table.add_row(*[Text(value) for value in (
+            row.title, row.publisher, row.edition, row.kind, "" if row.pages is None else str(row.pages),
+            "" if row.chunks is None else str(row.chunks), row.file, row.sha256[:12], _when(row.ingested_at),
+            status)])
+    out.print(table)
+
+
+@library.command("set")
+@click.argument("document")
+@field_options
+@friendly
+def library_set(document: str, title: str | None, publisher: str | None, edition: str | None, kind: str | None,
+                audience: str | None) -> None:
+    """Change the catalog entry of DOCUMENT (its file name or slug) and ingest (no re-embedding)."""
+    from .corpus import CorpusManager
+    from .history import cli_user
+
+    given = _given(title=title, publisher=publisher, edition=edition, kind=kind, audience=audience)
+    if not given:
+        raise click.UsageError("give at least one of --title, --publisher, --edition, --kind, --audience")
+    settings = load_settings()
+    with ingest_progress() as progress:
+        change = CorpusManager(settings).set_metadata(document, given, who=cli_user(), progress=progress)
+    if change.changed:
+        _finish(settings, change.report, f"updated the catalog entry of {change.file}")
+    else:
+        _finish(settings, None, f"{change.file}: nothing to change")
+
+
+@library.command("retire")
+@click.argument("document")
+@friendly
+def library_retire(document: str) -> None:
+    """Take DOCUMENT (its file name or slug) out of the index: its PDF moves to corpus/retired/, its catalog
+    entry is marked retired. `library restore` undoes it."""
+    from .corpus import CorpusManager
+    from .history import cli_user
+
+    settings = load_settings()
+    with ingest_progress() as progress:
+        change = CorpusManager(settings).retire(document, who=cli_user(), progress=progress)
+    moved = (change.entry or {}).get("retired_file")
+    _finish(settings, change.report, f"retired {change.file}" + (f" (its PDF is now {moved})" if moved else ""))
+
+
+@library.command("restore")
+@click.argument("document")
+@friendly
+def library_restore(document: str) -> None:
+    """Undo `library retire`: DOCUMENT's PDF goes back into the corpus folder and is ingested."""
+    from .corpus import CorpusManager
+    from .history import cli_user
+
+    settings = load_settings()
+    with ingest_progress() as progress:
+        change = CorpusManager(settings).restore(document, who=cli_user(), progress=progress)
+    _finish(settings, change.report, f"restored {change.file}")
+
+
+@library.command("history")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.option("-n", "--limit", default=20, show_default=True, help="How many runs to show, newest first.")
+@friendly
+def library_history(as_json: bool, limit: int) -> None:
+    """The last ingest runs, newest first: when, who, what for, counts, failures."""
+    from .history import IngestHistory
+
+    entries = IngestHistory(load_settings().ingest_history_path).newest_first(limit)
+    if as_json:
+        out.print_json(json.dumps(entries, ensure_ascii=False))
+        return
+    table = Table(show_edge=False, title="Ingest history (newest first)")
+    for column in ("time", "who", "action", *STATUSES):
+        table.add_column(column, justify="right" if column in STATUSES else "left", overflow="fold")
+    for entry in entries:
+        counts = entry.get("counts") or {}
+        action = " ".join(filter(None, [str(entry.get("action", "")), str(entry.get("target", ""))]))
+        table.add_row(Text(str(entry.get("time", ""))), Text(str(entry.get("who", ""))), Text(action),
+                      *[str(counts.get(status, "")) for status in STATUSES])
+    out.print(table)
+    for entry in entries:
+        for failure in entry.get("failures") or []:
+            out.print(f"{entry.get('time', '')} failed {failure.get('file') or failure.get('doc_id')}: "
+                      f"{failure.get('reason', '')}", markup=False)
 
 
 @main.group("eval", invoke_without_command=True)

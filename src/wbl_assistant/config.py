@@ -99,11 +99,12 @@ class Settings:
     )
     admin_password: str = field(
         default="",
-        metadata=_doc("WBL_ADMIN_PASSWORD", "Enables the chat page's admin tab (upload and re-ingest); unset: no tab. "
-                      f"At least {ADMIN_PASSWORD_MIN} characters.", secret=True),
+        metadata=_doc("WBL_ADMIN_PASSWORD", "Enables the chat page's Admin and Library tabs (uploads, catalog edits, "
+                      f"retiring documents, re-ingest); unset: no such tabs. At least {ADMIN_PASSWORD_MIN} characters.",
+                      secret=True),
     )
     upload_max_mb: int = field(
-        default=50, metadata=_doc("WBL_UPLOAD_MAX_MB", "Largest PDF the admin tab accepts.", 1, 1024)
+        default=50, metadata=_doc("WBL_UPLOAD_MAX_MB", "Largest PDF the Admin and Library tabs accept.", 1, 1024)
     )
     ingest_wait: float = field(
         default=30.0,
@@ -216,6 +217,16 @@ class Settings:
     @property
     def feedback_path(self) -> Path:
         return self.data_dir / "feedback.jsonl"
+
+    @property
+    def ingest_history_path(self) -> Path:
+        """One line per ingest run (who, when, counts, failures): the Library tab's history."""
+        return self.data_dir / "ingest-history.jsonl"
+
+    @property
+    def retired_dir(self) -> Path:
+        """Where a retired document's PDF goes: inside the corpus folder (not ingested), so it can come back."""
+        return self.corpus_dir / "retired"
 
     @property
     def ocr_cache_dir(self) -> Path:

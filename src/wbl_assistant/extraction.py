@@ -161,6 +161,20 @@ class _OcrOutcome:
         return f"{NO_TEXT}, and OCR found no text in it"
 
 
+def read_info(path: Path) -> dict[str, str]:
+    """What the PDF says about itself (title, author): suggestions for its catalog entry, with its page count.
+    The same checks as `read_pdf` open it (DocumentError when it cannot be read); no page is parsed."""
+    reader = _open(path)
+    info: dict[str, str] = {"pages": str(len(reader.pages))}
+    try:
+        metadata = reader.metadata or {}
+        for key, name in (("/Title", "title"), ("/Author", "author")):
+            info[name] = " ".join(str(metadata.get(key) or "").split())[:300]
+    except Exception:  # a broken info dictionary only costs the suggestions
+        info.update(title="", author="")
+    return info
+
+
 def _apply_ocr(path: Path, raw_pages: list[list[Line]], options: OcrOptions | None) -> _OcrOutcome:
     """Replace the lines of pages without a usable text layer (force: of every page) by their OCR lines, when
     OCR reads them with at least the minimum confidence; report the others."""

@@ -341,7 +341,7 @@ def _plan(pdfs, catalog, corpus, reusable_docs, previous_docs):
     seen: dict[str, str] = {}
     present = {p.name for p in pdfs}
     for entry in catalog.values():
-        if entry.file not in present:
+        if entry.file not in present and not entry.retired:
             report.results.append(DocumentResult(
                 entry.slug, entry.file, "failed",
                 reason=f"the catalog lists {entry.file} but it is not in {corpus}",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .config import Settings
-from .extraction import DocumentError, ExtractedDocument, PdfLimits, read_pdf
+from .extraction import DocumentError, ExtractedDocument, PdfLimits, read_info, read_pdf
 from .ocr import OcrOptions
 
 _HEADER = struct.Struct("!I")
@@ -87,7 +87,7 @@ class Sandbox:
         called after each page is read, `on_ocr_page` before each page Tesseract reads."""
         process = self._start()
         try:
-            _send(process.stdin, (str(path), self.limits.pdf, replace(ocr, on_page=None) if ocr else None))
+            _send(process.stdin, ("read", str(path), self.limits.pdf, replace(ocr, on_page=None) if ocr else None))
         except BrokenPipeError:
             self.close()
             raise DocumentError("the PDF reader process could not be started") from None
@@ -106,6 +106,20 @@ class Sandbox:
                 return message[1]
             else:
                 raise DocumentError(message[1])
+
+    def info(self, path: Path) -> dict[str, str]:
+        """`read_info` in the worker, within one page's time limit: the PDF's own title and author."""
+        process = self._start()
+        try:
+            _send(process.stdin, ("info", str(path)))
+        except BrokenPipeError:
+            self.close()
+            raise DocumentError("the PDF reader process could not be started") from None
+        started = time.monotonic()
+        message = self._receive(process, started, started + self.limits.page_seconds)
+        if message[0] != "done":
+            raise DocumentError(message[1])
+        return message[1]
 
     def _receive(self, process: subprocess.Popen, last_progress: float, deadline: float) -> tuple:
         """The worker's next message; the worker is stopped (and the document failed) on a stall or a crash."""
@@ -143,8 +157,15 @@ def extract_isolated(path: Path, limits: SandboxLimits, ocr: OcrOptions | None =
         return sandbox.extract(path, ocr)
 
 
+def pdf_info_isolated(path: Path, limits: SandboxLimits) -> dict[str, str]:
+    """The PDF's own title and author (and page count), read by a sandbox of its own."""
+    with Sandbox(limits) as sandbox:
+        return sandbox.info(path)
+
+
 def _serve(memory_mb: int) -> None:
-    """The worker: read (path, limits) requests from stdin, answer on stdout, until stdin closes."""
+    """The worker: read ("read", path, limits, ocr) and ("info", path) requests from stdin, answer on stdout,
+    until stdin closes."""
     import resource
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -156,7 +177,16 @@ def _serve(memory_mb: int) -> None:
         header = requests.read(_HEADER.size)
         if len(header) < _HEADER.size:
             return
-        path, pdf_limits, ocr = pickle.loads(requests.read(_HEADER.unpack(header)[0]))
+        kind, path, *options = pickle.loads(requests.read(_HEADER.unpack(header)[0]))
+        if kind == "info":
+            try:
+                _send(replies, ("done", read_info(Path(path))))
+            except DocumentError as error:
+                _send(replies, ("failed", str(error)))
+            except Exception as error:  # as below: a problem of this document
+                _send(replies, ("failed", f"cannot be read ({type(error).__name__}: {str(error)[:120]})"))
+            continue
+        pdf_limits, ocr = options
         if ocr is not None:
             ocr = replace(ocr, on_page=lambda page, pages: _send(replies, ("ocr", page, pages)))
         try:
