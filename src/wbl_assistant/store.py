@@ -211,6 +211,16 @@ class Manifest:
         return sum(int(entry.get("chunks", 0)) for entry in self.documents.values())
 
     @property
+    def blobs(self) -> set[str]:
+        """The blobs this state names: its lexical index, and each document's kept edition texts and change
+        reports (see editions.py)."""
+        names = {self.lexical}
+        for entry in self.documents.values():
+            names |= {item.get("text_blob", "") for item in entry.get("history", [])}
+            names |= {change.get("report_blob", "") for change in entry.get("changes", [])}
+        return names - {""}
+
+    @property
     def dims(self) -> int:
         return int(self.pipeline.get("dims", 0))
 
@@ -351,12 +361,13 @@ class IndexStore:
                        embeddings=embeddings[start:end])
 
     def collect_garbage(self, manifest: Manifest | None, grace_seconds: float) -> int:
-        """Delete chunks of versions, and lexical indexes, that are neither live nor retired less than
-        `grace_seconds` ago. Only the writer calls this (it holds the lock), so nothing being written can be
-        an orphan. Cheap when there is nothing to delete (the common case): a count, no scan."""
+        """Delete chunks of versions, and blobs (lexical indexes, edition texts, change reports), that are
+        neither live (named by the manifest) nor retired less than `grace_seconds` ago. Only the writer calls
+        this (it holds the lock), so nothing being written can be an orphan. Cheap when there is nothing to
+        delete (the common case): a count, no scan."""
         keep = set(manifest.live_versions) if manifest else set()
         recent = {name for name, at in (manifest.retired if manifest else ()) if time.time() - at < grace_seconds}
-        self._drop_blobs(({manifest.lexical} if manifest else set()) | recent)
+        self._drop_blobs((manifest.blobs if manifest else set()) | recent)
         try:
             chunks = self.chunks(create=False)
         except NotFoundError:
