@@ -729,8 +729,10 @@ def change_answer(context: AnswerContext, store: IndexStore, budget_words: int) 
 
 
 def _named_document(concepts: list, documents: dict[str, dict[str, Any]]) -> str | None:
-    """The document a question names by its title (or an alias of its words: "CDE toolkit"), if any."""
-    best, best_score = None, 0.0
+    """The document a question names by its title (or an alias of its words: "CDE toolkit"), if any: the one
+    whose title the question covers best, then with the most words ("... Toolkit Companion Piece" over
+    "... Toolkit")."""
+    best, best_score = None, (0.0, 0)
     for doc_id, entry in documents.items():
         title = set(terms(entry.get("title", "")))
         if not title:
@@ -740,8 +742,8 @@ def _named_document(concepts: list, documents: dict[str, dict[str, Any]]) -> str
             form = next((f for f in concept.forms if set(f) <= title), None)
             if form:
                 covered |= set(form)
-        score = len(covered) / len(title)
-        if score >= 0.6 and (len(covered) >= 2 or score == 1.0) and score > best_score:
+        score = (len(covered) / len(title), len(covered))
+        if score[0] >= 0.6 and (score[1] >= 2 or score[0] == 1.0) and score > best_score:
             best, best_score = doc_id, score
     return best
 
