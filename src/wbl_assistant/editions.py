@@ -490,6 +490,7 @@ def _safe(label: str) -> str:
 
 
 def write_files(settings: Settings, report: ChangeReport) -> tuple[Path, Path]:
+    """The report as JSON (to rebuild or process) and Markdown (to read), beside the index."""
     json_path, md_path = report_files(settings, report)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -499,12 +500,13 @@ def write_files(settings: Settings, report: ChangeReport) -> tuple[Path, Path]:
 
 def build_report(doc_id: str, title: str, old: EditionInfo, new: EditionInfo, old_text: EditionText,
                  new_text: EditionText) -> ChangeReport:
+    """Compare two editions' texts; a line that differs only by the editions' names is no change."""
     passages, moved = compare(old_text, new_text, (old.edition, new.edition))
     return ChangeReport(doc_id, title, old, new, passages, time.time(), moved)
 
 
 def record_edition(store: IndexStore, settings: Settings, doc_id: str, previous: dict[str, Any] | None,
-           entry: dict[str, Any], chunks: list[Chunk]) -> tuple[dict[str, Any], ChangeReport | None]:
+                   entry: dict[str, Any], chunks: list[Chunk]) -> tuple[dict[str, Any], ChangeReport | None]:
     """Called by ingest once a document's new version is written: when its file changed, keep the previous
     edition's text, build the change report (blobs and files) and return the manifest entry's `history` and
     `changes` with the report; otherwise carry them over. Bounded by `WBL_EDITIONS_KEPT`."""
@@ -533,10 +535,29 @@ def record_edition(store: IndexStore, settings: Settings, doc_id: str, previous:
                                "counts": report.counts})
         else:
             logger.warning("the previous edition of %s is no longer in the index: no change report", doc_id)
+    elif changes and changes[0]["to"] == previous["version"]:
+        changes[0] = _rebased(store, settings, doc_id, entry, chunks, changes[0], history)
     history = history[:settings.editions_kept]
     kept = {item["version"] for item in history}
     changes = [change for change in changes if change["from"] in kept]
     return ({"history": history, "changes": changes} if history else {}), report
+
+
+def _rebased(store: IndexStore, settings: Settings, doc_id: str, entry: dict[str, Any], chunks: list[Chunk],
+             change: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The same file read again (`ingest --rebuild`, a new pipeline) is a new version with new chunks: the last
+    report is made again against them, so that its citations of the current edition stay live."""
+    kept = next((item for item in history if item["version"] == change["from"]), None)
+    old_text = _kept_text(store, kept)
+    if old_text is None:
+        return {**change, "to": entry["version"]}
+    report = build_report(doc_id, entry.get("title", doc_id), _info(kept, change["from_edition"]),
+                          _info(entry, change["to_edition"]), old_text, text_from_chunks(chunks))
+    report.created = change["at"]
+    report_blob = f"change-report:{doc_id}:{change['from']}:{entry['version']}"
+    store.save_blob(report_blob, report.to_bytes())
+    write_files(settings, report)
+    return {**change, "to": entry["version"], "report_blob": report_blob, "counts": report.counts}
 
 
 def rebuild_reports(settings: Settings, doc_id: str | None = None,
@@ -580,19 +601,21 @@ def _kept_text(store: IndexStore, item: dict[str, Any] | None) -> EditionText | 
     return EditionText.from_bytes(data) if data is not None else None
 
 
-_reports: OrderedDict[tuple[str, str], ChangeReport | None] = OrderedDict()
+_reports: OrderedDict[tuple[str, ...], ChangeReport] = OrderedDict()
 _reports_lock = threading.Lock()
 
 
 def load_report(store: IndexStore, blob: str) -> ChangeReport | None:
-    """A stored change report (None when its blob is gone), kept decoded for the next question."""
-    key = (store.prefix, blob)
+    """A stored change report (None when its blob is missing), kept decoded for the next question."""
+    key = (str(store.settings.data_dir), store.settings.chroma_host, store.prefix, blob)
     with _reports_lock:
         if key in _reports:
             _reports.move_to_end(key)
             return _reports[key]
     data = store.load_blob(blob)
-    report = ChangeReport.from_bytes(data) if data is not None else None
+    if data is None:
+        return None
+    report = ChangeReport.from_bytes(data)
     with _reports_lock:
         _reports[key] = report
         while len(_reports) > REPORT_CACHE:
@@ -602,7 +625,7 @@ def load_report(store: IndexStore, blob: str) -> ChangeReport | None:
 
 def _forget(blob: str) -> None:
     with _reports_lock:
-        for key in [k for k in _reports if k[1] == blob]:
+        for key in [k for k in _reports if k[-1] == blob]:
             del _reports[key]
 
 
@@ -724,7 +747,7 @@ def change_answer(context: AnswerContext, store: IndexStore, budget_words: int) 
             return _compose(report, entry, chosen or _overview(report), bool(topic), budget_words,
                             context.question)
         if named is not None:
-            return _nothing_on_topic(report, entry)
+            return _nothing_on_topic(report)
     return None
 
 
@@ -814,8 +837,9 @@ class _Sources:
 
 def _compose(report: ChangeReport, entry: dict[str, Any], chosen: list[tuple[Passage, Change]], on_topic: bool,
              budget_words: int, question: str) -> Composed:
-    renamed = entry.get("version") == report.new.version and entry.get("edition") not in ("", report.new.edition)
-    new_label = entry["edition"] if renamed else report.new.label
+    # the catalog may have renamed the current edition since the report was made: its name is the current one
+    retitled = entry.get("version") == report.new.version and entry.get("edition") not in ("", report.new.edition)
+    new_label = entry["edition"] if retitled else report.new.label
     old_label, counts = report.old.label, report.counts
     sources = _Sources(report, entry, new_label)
     if on_topic:
@@ -825,7 +849,7 @@ def _compose(report: ChangeReport, entry: dict[str, Any], chosen: list[tuple[Pas
         opening = (f"The {new_label} edition of {report.title} replaced the {old_label} edition: "
                    f"{counts['changed']} passages changed, {counts['added']} added and {counts['removed']} removed. "
                    "The main changes:")
-    pieces, words, shown = [opening], 0, 0
+    pieces, words = [opening], 0
     order = {id(change): n for n, (_, change) in enumerate(report.changes)}
     picked = []
     for passage, change in chosen:
@@ -836,8 +860,7 @@ def _compose(report: ChangeReport, entry: dict[str, Any], chosen: list[tuple[Pas
         words += size
     for passage, change in sorted(picked, key=lambda item: order[id(item[1])]):
         pieces.append(_change_piece(passage, change, sources, old_label, new_label))
-        shown += 1
-    rest = len(report.changes) - shown
+    rest = len(report.changes) - len(picked)
     if rest > 0:
         pieces.append(f"\n\n{'Other changes' if on_topic else 'And'}: {rest} more in the full change report.")
     return Composed(pieces, list(sources.citations.values()))
@@ -862,7 +885,7 @@ def _change_piece(passage: Passage, change: Change, sources: _Sources, old_label
                                [sources.cite("old", change.old, passage.old_section)])
 
 
-def _nothing_on_topic(report: ChangeReport, entry: dict[str, Any]) -> Composed:
+def _nothing_on_topic(report: ChangeReport) -> Composed:
     counts = report.counts
     return Composed([f"The change report between the {report.old.label} and {report.new.label} editions of "
                      f"{report.title} shows no change about this ({counts['changed']} passages changed, "

@@ -248,3 +248,39 @@ def test_the_cli_lists_and_prints_change_reports(updated):
                            capture_output=True, text=True, timeout=300)
     assert shown.returncode == 0 and "### Facts that moved" in shown.stdout
     assert Path(settings.data_dir / "changes" / "cde-toolkit").is_dir()
+
+
+def test_a_rebuild_keeps_the_history_and_the_report_follows_the_new_chunks(updated):
+    from wbl_assistant.assistant import Assistant
+
+    settings = updated[0]
+    before = IndexStore(settings).active().documents["cde-toolkit"]
+    report = ingest(settings, rebuild=True)
+    assert not any(r.changes for r in report.results), "reading the same file again is no new edition"
+    entry = IndexStore(settings).active().documents["cde-toolkit"]
+    assert entry["version"] != before["version"] and entry["history"] == before["history"]
+    assert entry["changes"][0]["to"] == entry["version"]
+    assistant = Assistant(settings)
+    answer = assistant.ask("Did the hour requirement change?")
+    old, new = citations_by_side(answer)
+    snapshot = assistant.reader.snapshot()
+    assert old and new and all(snapshot.has(c.chunk_id) for c in new)
+    assert not any(snapshot.has(c.chunk_id) for c in old)
+
+
+@pytest.mark.server
+def test_a_replica_of_a_chroma_server_answers_from_the_stored_report(settings, make_pdf, chroma_server):
+    from wbl_assistant.assistant import Assistant
+
+    host, port = chroma_server
+    remote = settings.with_changes(chroma_host=host, chroma_port=port, collection_prefix="editions_test",
+                                   retire_grace=0)
+    for n in (1, 2):
+        write_catalog(remote, f"202{n}")
+        make_pdf(edition_text(n), remote.corpus_dir / "guide.pdf", title="Internship Guide", edition=f"202{n}")
+        assert not ingest(remote).failed
+    replica = remote.with_changes(data_dir=settings.data_dir.parent / "replica")
+    answer = Assistant(replica).ask("What changed in the internship guide?")
+    assert answer.backend == "editions"
+    assert "10 hours → 20 hours" in answer.answer
+    assert {c.edition for c in answer.citations} == {"2021", "2022"}

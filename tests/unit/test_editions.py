@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from wbl_assistant.config import Settings
 from wbl_assistant.editions import (
     ChangeReport,
     EditionInfo,
@@ -157,8 +158,6 @@ def test_a_report_round_trips_and_its_markdown_shows_both_sides():
 
 
 def test_report_files_are_named_by_both_editions(tmp_path):
-    from wbl_assistant.config import Settings
-
     settings = Settings(data_dir=tmp_path)
     json_path, md_path = report_files(settings, report())
     assert json_path == tmp_path / "changes" / "guide" / "2024→2025-b-draft-b.json"
@@ -198,6 +197,7 @@ class Blobs:
     """The one thing `items_to_review` asks of a store: blobs by name."""
 
     prefix = "unit"
+    settings = Settings()
 
     def __init__(self, blobs: dict[str, bytes]) -> None:
         self.blobs = blobs
