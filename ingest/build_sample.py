@@ -11,6 +11,11 @@ corpus holds a document that only OCR can read.
     python ingest/build_sample.py            # rebuild every PDF
     python ingest/build_sample.py --only cde-toolkit
     python ingest/build_sample.py --check    # exit 1 when a committed PDF is out of date
+    python ingest/build_sample.py --edition ingest/sample/editions/cde-toolkit-2025.toml --out /tmp/cde.pdf
+
+An *edition file* (`ingest/sample/editions/<slug>-<edition>.toml`) describes a later edition of one sample
+document as edits of its source (text replaced, sections removed, sections added). It is rendered only on
+request, for the tests of change reports between editions; the sample corpus itself never holds it.
 """
 
 from __future__ import annotations
@@ -363,9 +368,9 @@ def _check_characters(text: str, name: str) -> None:
         raise SourceError(f"{name}: characters the PDF fonts cannot show: {' '.join(bad)}")
 
 
-def render(doc: Document) -> bytes:
-    """The PDF bytes of one document."""
-    source = doc.source.read_text(encoding="utf-8")
+def render(doc: Document, source: str | None = None) -> bytes:
+    """The PDF bytes of one document (from `source` when given, else from its source file)."""
+    source = doc.source.read_text(encoding="utf-8") if source is None else source
     _check_characters(source, doc.source.name)
     blocks = parse(source, doc.source.name)
     words = sum(len(b.text.split()) + sum(len(c.split()) for r in b.rows for c in r) for b in blocks)
@@ -422,6 +427,46 @@ def scan(pdf: bytes, seed: str, dpi: int = SCAN_DPI, skew: float = SCAN_SKEW, sp
     return buffer.getvalue()
 
 
+def edition_source(base: str, edits: dict, name: str = "<edition>") -> str:
+    """The source of another edition: `base` with the edits of an edition file applied, in this order:
+    `replace` ({old, new}: every occurrence, each must occur), `remove` (heading lines: the section up to the
+    next heading of the same or a higher level) and `add` ({before: a heading line, text}: inserted there)."""
+    text = base
+    for edit in edits.get("replace", []):
+        if edit["old"] not in text:
+            raise SourceError(f"{name}: the text to replace is not in the source: {edit['old'][:60]!r}")
+        text = text.replace(edit["old"], edit["new"])
+    lines = text.splitlines()
+    for heading in edits.get("remove", []):
+        start = _heading_line(lines, heading, name)
+        level = len(HEADING.match(heading).group(1))
+        end = next((n for n in range(start + 1, len(lines))
+                    if (m := HEADING.match(lines[n])) and len(m.group(1)) <= level), len(lines))
+        del lines[start:end]
+    for added in edits.get("add", []):
+        at = _heading_line(lines, added["before"], name)
+        lines[at:at] = [*added["text"].strip("\n").splitlines(), ""]
+    return "\n".join(lines) + "\n"
+
+
+def _heading_line(lines: list[str], heading: str, name: str) -> int:
+    if not HEADING.match(heading) or heading not in lines:
+        raise SourceError(f"{name}: no heading line {heading!r} in the source")
+    return lines.index(heading)
+
+
+def render_edition(edition_file: Path, output: Path, catalog: Path = CATALOG) -> Path:
+    """Render the edition an edition file describes into `output` (with the file's edition name)."""
+    edits = tomllib.loads(edition_file.read_text(encoding="utf-8"))
+    doc = next((d for d in load_documents(catalog) if d.slug == edits["slug"]), None)
+    if doc is None:
+        raise SourceError(f"{edition_file.name}: no sample document {edits['slug']!r} in the catalog")
+    source = edition_source(doc.source.read_text(encoding="utf-8"), edits, edition_file.name)
+    doc = Document(doc.slug, doc.title, doc.publisher, edits["edition"], doc.kind, doc.source, output, doc.scan)
+    output.write_bytes(render(doc, source))
+    return output
+
+
 def page_count(pdf: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page\b", pdf))
 
@@ -430,7 +475,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail when a committed PDF is out of date")
     parser.add_argument("--only", action="append", metavar="SLUG", help="build only this document")
+    parser.add_argument("--edition", type=Path, metavar="FILE", help="render the edition this file describes")
+    parser.add_argument("--out", type=Path, metavar="PDF", help="where --edition writes its PDF")
     args = parser.parse_args(argv)
+    if args.edition:
+        if not args.out:
+            parser.error("--edition needs --out")
+        try:
+            render_edition(args.edition, args.out)
+        except SourceError as error:
+            print(error, file=sys.stderr)
+            return 1
+        print(f"{args.edition.name} -> {args.out}")
+        return 0
 
     documents = load_documents()
     if args.only:

@@ -30,6 +30,7 @@ from .assistant import Assistant, QuestionError
 from .catalog import EDITABLE, CatalogConflict, CatalogError
 from .config import Settings
 from .corpus import STATUS_RETIRED, CorpusManager, LibraryError, LibraryRow, UploadRefused
+from .editions import replaced_edition_note, report_markdown
 from .feedback import FeedbackError, FeedbackLog
 from .ingestion import STATUSES, IngestError, IngestReport
 from .pages import PageError, render_page
@@ -86,7 +87,14 @@ def ingest_summary(report: IngestReport) -> str:
     lines = [f"**Ingest finished** in {report.seconds:.1f} s — {counts} · chunks: {report.chunks}"]
     lines += [f"- failed {escape_text(r.file or r.doc_id)}: {escape_text(r.reason)}" for r in report.failed]
     lines += [f"- warning {escape_text(r.file)}: {escape_text(r.warning)}" for r in report.warnings]
+    lines += [f"- changes in {escape_text(r.file)}: {escape_text(r.changes.summary())}"
+              for r in report.results if r.changes]
     return "\n".join(lines)
+
+
+def change_reports(report: IngestReport) -> str:
+    """The change report of each document the ingest replaced with a new edition (document text escaped)."""
+    return "".join(f"\n\n{report_markdown(r.changes, escape_text)}" for r in report.results if r.changes)
 
 
 @dataclass
@@ -207,11 +215,13 @@ class ChatPage:
             return None, ""
         title = escape_text(citation.title)
         try:
-            documents = self.assistant.reader.snapshot().documents
+            snapshot = self.assistant.reader.snapshot()
         except Exception:  # the index went away under the page: say so, keep the answer
             logger.exception("cannot read the index to show a page")
             return None, f"Cannot show page {citation.page} of {title} now."
-        entry = documents.get(citation.doc_id, {})
+        if not snapshot.has(citation.chunk_id):  # a replaced edition's page ("what changed?"): its PDF is gone
+            return None, replaced_edition_note(citation, escape_text)
+        entry = snapshot.documents.get(citation.doc_id, {})
         file = entry.get("file", "")
         corpus = self.settings.corpus_dir.resolve()
         path = (corpus / file).resolve()
@@ -283,7 +293,7 @@ class ChatPage:
                         "back.\n\n")
             else:
                 note = f"{'Replaced' if change.replaced else 'Added'} {escape_text(change.name)} in the corpus.\n\n"
-            return note + ingest_summary(change.report)
+            return note + ingest_summary(change.report) + change_reports(change.report)
         finally:
             if file:
                 Path(file).unlink(missing_ok=True)
@@ -293,9 +303,10 @@ class ChatPage:
         if refusal:
             return f"**Refused:** {escape_text(refusal)}."
         try:
-            return ingest_summary(self.corpus.reingest(who=f"admin {_client(request)}"))
+            report = self.corpus.reingest(who=f"admin {_client(request)}")
         except IngestError as error:
             return f"**Ingest failed:** {escape_text(str(error))}"
+        return ingest_summary(report) + change_reports(report)
 
 
 #: The Library table's columns; a row is identified by its File cell.
@@ -561,7 +572,8 @@ class LibraryTab:
                         + " and the catalog is unchanged.\n\n")
             else:
                 note = f"{'Replaced' if change.replaced else 'Added'} {name} with its catalog entry.\n\n"
-            return *self._after_change(note + ingest_summary(change.report), change.name, form=False), None
+            return *self._after_change(note + ingest_summary(change.report) + change_reports(change.report),
+                                       change.name, form=False), None
         finally:
             if file:
                 Path(file).unlink(missing_ok=True)

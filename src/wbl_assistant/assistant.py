@@ -18,6 +18,7 @@ from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 from .answering import Answer, AnswerContext, Composed, QuestionPart, concept_weights_of
 from .backends import Backend, make_backend
 from .config import Settings
+from .editions import change_answer
 from .gate import measure_evidence
 from .questions import question_parts, shape_of
 from .retrieval import IndexReader, Retrieval
@@ -173,6 +174,14 @@ class Assistant:
 
     def _answer(self, contexts: Iterator[AnswerContext]) -> Iterator[str | Answer]:
         for context in contexts:
+            changes = change_answer(context, self.reader.store, self.settings.answer_words)
+            if changes is not None:  # "what changed?": answered from the document's change report (editions.py)
+                context.abstain = False
+                yield from changes.stream()
+                answer = self._finish(context, changes)
+                answer.backend = "editions"
+                yield answer
+                continue
             if context.abstain:
                 composed = Composed([self.scope_message(context)], [])
                 yield from composed.stream()

@@ -156,6 +156,12 @@ def print_ingest_summary(report: IngestReport, settings: Settings) -> None:
     for result in report.warnings:
         console.print("[yellow]warning[/yellow] ", end="")
         console.print(f"{result.file}: {result.warning}", markup=False)
+    for result in (r for r in report.results if r.changes):
+        from .editions import report_files
+
+        console.print("[cyan]changes[/cyan] ", end="")
+        console.print(f"{result.file}: {result.changes.summary()} ({report_files(settings, result.changes)[1]})",
+                      markup=False)
     where = (f"Chroma server {settings.chroma_host}:{settings.chroma_port}" if settings.uses_server
              else str(settings.chroma_path))
     state = "index updated" if report.switched else "index unchanged"
@@ -447,6 +453,39 @@ def library_history(as_json: bool, limit: int) -> None:
                       f"{failure.get('reason', '')}", markup=False)
 
 
+@main.command()
+@click.argument("doc_id", required=False)
+@click.option("--rebuild", is_flag=True, help="Recompute the reports from the kept edition texts, store and "
+                                              "write them again.")
+@friendly
+def changes(doc_id: str | None, rebuild: bool) -> None:
+    """What changed between editions: the documents with a change report, or DOC_ID's latest report."""
+    from .editions import latest_report, rebuild_reports, report_files, report_markdown
+    from .store import IndexStore
+
+    settings = load_settings()
+    if rebuild:
+        for report in rebuild_reports(settings, doc_id):
+            console.print(f"rebuilt {report_files(settings, report)[1]}", markup=False)
+        return
+    store = IndexStore(settings)
+    manifest = store.active()
+    documents = manifest.documents if manifest else {}
+    if doc_id is not None:
+        if doc_id not in documents:
+            print_error(f"no document {doc_id!r} in the index")
+            sys.exit(2)
+        report = latest_report(store, documents[doc_id])
+        out.print(report_markdown(report) if report else f"{doc_id} has no change report (one edition so far)",
+                  markup=False)
+        return
+    for name, entry in documents.items():
+        for change in entry.get("changes", []):
+            counts = change["counts"]
+            out.print(f"{name}: {change['from_edition']} → {change['to_edition']}: {counts['changed']} changed, "
+                      f"{counts['added']} added, {counts['removed']} removed", markup=False)
+
+
 @main.group("eval", invoke_without_command=True)
 @click.option("--dataset", type=click.Path(path_type=Path, dir_okay=False), help="Eval items (JSON Lines).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
@@ -509,6 +548,9 @@ def eval_command(ctx: click.Context, dataset: Path | None, out_dir: Path | None,
         run = run_eval(assistant, dataset, out_dir, compare_naive=compare_naive, split=split,
                        on_item=lambda n, total: progress.update(task, completed=n, total=total))
     print_eval_summary(run.summary)
+    if run.summary.get("items_to_review"):
+        console.print(f"{len(run.summary['items_to_review'])} items to review: their documents changed since "
+                      "they were written (see the report)", markup=False)
     console.print(f"report: {out_dir / 'report.html'}", markup=False)
 
 

@@ -116,6 +116,11 @@ class Settings:
         metadata=_doc("WBL_RETIRE_GRACE", "Seconds a replaced document's chunks stay for questions in flight.",
                       0, 86400),
     )
+    editions_kept: int = field(
+        default=3,
+        metadata=_doc("WBL_EDITIONS_KEPT", "Previous editions of a document whose text (not vectors) is kept, with "
+                      "the change reports between them.", 1, 100),
+    )
     pdf_page_seconds: float = field(
         default=60.0,
         metadata=_doc("WBL_PDF_PAGE_SECONDS", "A PDF page that takes longer to read stops that document.", 1, 3600),

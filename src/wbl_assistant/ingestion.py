@@ -23,6 +23,7 @@ import numpy as np
 from .catalog import CatalogEntry, load_catalog, slugify
 from .chunking import Chunk, chunk_blocks
 from .config import Settings
+from .editions import ChangeReport, record_edition
 from .embeddings import MODEL_NAME, embed_matrix, embedding_dims, load_embeddings
 from .extraction import DocumentError
 from .lexical import LexicalIndex, LexicalRow
@@ -60,6 +61,8 @@ class DocumentResult:
     warning: str = ""
     #: Pages read by OCR: {"page", "confidence", "words", "indexed"}.
     ocr_pages: list[dict[str, Any]] = field(default_factory=list)
+    #: What changed since the previous edition, when this ingest replaced the document's file.
+    changes: ChangeReport | None = None
 
 
 @dataclass
@@ -117,6 +120,7 @@ class _Planned:
     ocr_pages: list[dict[str, Any]] = field(default_factory=list)
     size: int = 0
     mtime_ns: int = 0
+    changes: ChangeReport | None = None
 
 
 def file_sha256(path: Path) -> str:
@@ -294,10 +298,12 @@ class _Run:
                 self.rows += [lexical_row(c.chunk_id, p.doc_id, p.meta["title"], c.section, c.text)
                               for p in pending for c in p.chunks]
                 for written in pending:
-                    documents[written.doc_id] = {**_manifest_meta(written), "version": written.version,
-                                                 "pages": written.pages, "chunks": len(written.chunks),
-                                                 "acronyms": written.acronyms, "ingested_at": time.time(),
-                                                 **({"ocr_pages": written.ocr_pages} if written.ocr_pages else {})}
+                    entry = {**_manifest_meta(written), "version": written.version, "pages": written.pages,
+                             "chunks": len(written.chunks), "acronyms": written.acronyms, "ingested_at": time.time(),
+                             **({"ocr_pages": written.ocr_pages} if written.ocr_pages else {})}
+                    editions, written.changes = record_edition(self.store, self.settings, written.doc_id,
+                                                               written.previous, entry, written.chunks)
+                    documents[written.doc_id] = {**entry, **editions}
                     self.progress.processed(written.path.name, len(written.chunks))
                 pending = []
 
@@ -414,7 +420,7 @@ def _result(plan: _Planned, reusable: bool) -> DocumentResult:
     pages = plan.pages or int((plan.previous or {}).get("pages", 0))
     ocr_pages = list((plan.previous or {}).get("ocr_pages", [])) if plan.status == "unchanged" else plan.ocr_pages
     return DocumentResult(plan.doc_id, file, plan.status, chunks=chunks, pages=pages, warning=plan.warning,
-                          ocr_pages=ocr_pages)
+                          ocr_pages=ocr_pages, changes=plan.changes)
 
 
 def _extract(plan: _Planned, settings: Settings, sandbox: Sandbox, progress: Progress) -> None:

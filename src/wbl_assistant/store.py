@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -66,21 +67,27 @@ class WriterBusyError(StoreError):
 #: Embedded Chroma keeps one in-memory vector index per data dir and process, and does not see what another
 #: process (or another client in this one) writes to it later: queries return deleted ids and new ids are
 #: "not found". So a writer and each new snapshot of a reader open the data dir afresh, under an alias path
-#: (`<dir>/./.` ...): a new alias is a new Chroma system that loads the current state from disk. The oldest of
-#: `EMBEDDED_VIEWS` views is stopped when a new one is opened (long after any question on it finished).
+#: (`<dir>/./.` ...): a new alias is a new Chroma system that loads the current state from disk. Beyond the
+#: newest `EMBEDDED_VIEWS` views, a view is stopped once it has been out of use for `VIEW_LINGER` seconds:
+#: stopping a Chroma system while a question still queries it aborts the process.
 EMBEDDED_VIEWS = 3
+VIEW_LINGER = 120.0
 _views: list[str] = []
+_lingering: dict[str, float] = {}
 _views_lock = threading.Lock()
 
 
 def _fresh_embedded(settings: Settings, chroma_settings: ChromaSettings) -> chromadb.ClientAPI:
     base = str(settings.chroma_path)
+    now = time.monotonic()
     with _views_lock:
-        taken = set(_views)
-        alias = next(a for a in (os.path.join(base, *["."] * n) for n in range(1, EMBEDDED_VIEWS + 2))
-                     if a not in taken)
+        taken = set(_views) | set(_lingering)
+        alias = next(a for a in (os.path.join(base, *["."] * n) for n in itertools.count(1)) if a not in taken)
         _views.append(alias)
-        stale = _views[:-EMBEDDED_VIEWS]
+        for old in _views[:-EMBEDDED_VIEWS]:
+            _views.remove(old)
+            _lingering[old] = now
+        stale = [old for old, since in _lingering.items() if now - since >= VIEW_LINGER]
     for old in stale:
         _stop_view(old)
     return chromadb.PersistentClient(path=alias, settings=chroma_settings)
@@ -92,6 +99,7 @@ def _stop_view(alias: str) -> None:
     with _views_lock:
         if alias in _views:
             _views.remove(alias)
+        _lingering.pop(alias, None)
         system = SharedSystemClient._identifier_to_system.pop(alias, None)
         SharedSystemClient._identifier_to_refcount.pop(alias, None)
     if system is not None:
@@ -209,6 +217,16 @@ class Manifest:
     @property
     def live_chunks(self) -> int:
         return sum(int(entry.get("chunks", 0)) for entry in self.documents.values())
+
+    @property
+    def blobs(self) -> set[str]:
+        """The blobs this state names: its lexical index, and each document's kept edition texts and change
+        reports (see editions.py)."""
+        names = {self.lexical}
+        for entry in self.documents.values():
+            names |= {item.get("text_blob", "") for item in entry.get("history", [])}
+            names |= {change.get("report_blob", "") for change in entry.get("changes", [])}
+        return names - {""}
 
     @property
     def dims(self) -> int:
@@ -351,12 +369,13 @@ class IndexStore:
                        embeddings=embeddings[start:end])
 
     def collect_garbage(self, manifest: Manifest | None, grace_seconds: float) -> int:
-        """Delete chunks of versions, and lexical indexes, that are neither live nor retired less than
-        `grace_seconds` ago. Only the writer calls this (it holds the lock), so nothing being written can be
-        an orphan. Cheap when there is nothing to delete (the common case): a count, no scan."""
+        """Delete chunks of versions, and blobs (lexical indexes, edition texts, change reports), that are
+        neither live (named by the manifest) nor retired less than `grace_seconds` ago. Only the writer calls
+        this (it holds the lock), so nothing being written can be an orphan. Cheap when there is nothing to
+        delete (the common case): a count, no scan."""
         keep = set(manifest.live_versions) if manifest else set()
         recent = {name for name, at in (manifest.retired if manifest else ()) if time.time() - at < grace_seconds}
-        self._drop_blobs(({manifest.lexical} if manifest else set()) | recent)
+        self._drop_blobs((manifest.blobs if manifest else set()) | recent)
         try:
             chunks = self.chunks(create=False)
         except NotFoundError:

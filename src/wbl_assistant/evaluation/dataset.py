@@ -2,11 +2,13 @@
 
     {"id": "...", "question": "...", "history": [{"role": "user", "content": "..."}],
      "answerable": true, "gold_docs": ["slug"], "gold_pages": [3], "key_facts": [["60 hours", "sixty hours"]],
-     "tags": ["cde"], "split": "dev"}
+     "tags": ["cde"], "split": "dev", "edition": "2019, updated August 2024"}
 
-`history`, `gold_pages`, `tags` and `split` are optional. An unanswerable item has no gold docs and no key
-facts. `split` is "dev" (tune on it) or "test" (held out: report it, never tune on it); see
-evals/assign_splits.py.
+`history`, `gold_pages`, `tags`, `split` and `edition` are optional. An unanswerable item has no gold docs and
+no key facts. `split` is "dev" (tune on it) or "test" (held out: report it, never tune on it); see
+evals/assign_splits.py. `edition` names the edition of the gold documents the item was written against: after
+an update, `eval` lists the items whose gold pages or key facts changed since then (without it, since the last
+update) under "Items to review".
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class EvalItem:
     tags: list[str] = field(default_factory=list)
     split: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    edition: str = ""
 
 
 def _fail(path: Path, line: int, message: str) -> DatasetError:
@@ -77,8 +80,11 @@ def parse_item(data: Any, path: Path, line: int) -> EvalItem:
     split = data.get("split", "")
     if split not in (*SPLITS, ""):
         raise _fail(path, line, f"'split' must be one of {', '.join(SPLITS)}")
+    edition = data.get("edition", "")
+    if not isinstance(edition, str):
+        raise _fail(path, line, "'edition' must be a string (the edition's name, as the catalog gives it)")
     return EvalItem(data["id"], data["question"], data["answerable"], gold_docs, key_facts, history, pages,
-                    tags, split, data)
+                    tags, split, data, edition)
 
 
 def load_dataset(path: Path) -> list[EvalItem]:

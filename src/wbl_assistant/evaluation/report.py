@@ -16,6 +16,11 @@ text-align:left;font-size:14px}th{background:#eef}img{max-width:100%;margin:.5re
 .up{color:#1a7f37}.down{color:#b42318}"""
 
 
+#: Why the report lists items to review.
+REVIEW_NOTE = ("A new edition of their gold document changed one of their gold pages or a passage holding one of "
+               "their key facts: check what they expect, then set their `edition` to the current edition.")
+
+
 def html_page(title: str, body: str) -> str:
     """A standalone HTML page (no scripts, no external resources); `body` must already be escaped."""
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
@@ -120,6 +125,10 @@ def write_reports(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path
         miss_rows.append([row["id"], row.get("split", ""), row["question"], expected, got[:400], retrieved])
     miss_md, miss_html = rows_table(["id", "split", "question", "expected", "got", "top retrieved docs"],
                                     miss_rows)
+    review = summary.get("items_to_review") or []
+    review_md, review_html = rows_table(["id", "question", "document", "editions", "why"],
+                                        [[r["id"], r["question"], r["doc_id"], r["editions"], r["why"]]
+                                         for r in review])
     guard = summary.get("guard")
     guard_md = guard_html = ""
     if guard:
@@ -137,13 +146,17 @@ def write_reports(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path
     if guard_md:
         markdown += ["## Citation guard\n", guard_md, ""]
     markdown += [f"## Missed items ({len(miss_rows)})\n", miss_md if miss_rows else "None.", ""]
+    if review:
+        markdown += [f"## Items to review ({len(review)})\n", REVIEW_NOTE + "\n", review_md, ""]
     (out / "report.md").write_text("\n".join(markdown), encoding="utf-8")
 
     images = "".join(f'<img alt="{html.escape(name)}" src="data:image/png;base64,'
                      f'{base64.b64encode(data).decode()}">' for name, data in figures.items())
     body = (f"<p>{html.escape(head)}</p><h2>Metrics</h2>{metrics_html}{images}<h2>By tag</h2>{tags_html}"
             + (f"<h2>Citation guard</h2>{guard_html}" if guard_html else "")
-            + f"<h2>Missed items ({len(miss_rows)})</h2>" + (miss_html if miss_rows else "<p>None.</p>"))
+            + f"<h2>Missed items ({len(miss_rows)})</h2>" + (miss_html if miss_rows else "<p>None.</p>")
+            + (f"<h2>Items to review ({len(review)})</h2><p>{html.escape(REVIEW_NOTE)}</p>{review_html}"
+               if review else ""))
     page = html_page("Eval report", body)
     (out / "report.html").write_text(page, encoding="utf-8")
     return [out / "report.md", out / "report.html", *[out / name for name in figures]]

@@ -1,7 +1,8 @@
 """`wbl-assistant eval`: every dataset item through the same `Assistant.ask` the CLI uses, then metrics.
 
 Writes DIR/results.jsonl (each item merged with its `ask --json` object and its metrics), DIR/summary.json
-(overall, by split and by tag), DIR/report.md and DIR/report.html.
+(overall, by split and by tag, and the items to review after a document's update), DIR/report.md and
+DIR/report.html.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..assistant import Assistant
+from ..editions import items_to_review
 from . import metrics as m
 from .dataset import SPLITS, load_dataset
 from .report import write_reports
@@ -57,6 +59,7 @@ def run_eval(assistant: Assistant, dataset: Path, out_dir: Path, *, compare_naiv
     summary["dataset"] = str(dataset)
     summary["split"] = split or "all"
     summary["documents"] = len(assistant.reader.snapshot().documents)
+    summary["items_to_review"] = items_to_review(items, assistant.reader.snapshot().manifest, assistant.reader.store)
     if compare_naive:
         from .baseline import evaluate_naive
 
