@@ -251,6 +251,11 @@ def _reads_as_statement(record: SentenceRecord) -> bool:
     return record.unit in ("item", "row") or record.text.rstrip()[-1:] in ".!?:;)\"”'"
 
 
+#: What a sentence from a document the answer does not cite yet must beat: an answer that draws on one
+#: source is easier to check, and a second source is added for what it says, not for repeating the first.
+OTHER_SOURCE_PENALTY = float(__import__("os").environ.get("WBL_TUNE_OSP", "0.1"))
+
+
 def select_sentences(context: AnswerContext, budget_words: int, candidates: list[Candidate]) -> list[Candidate]:
     """Sentences that answer the question: the most direct one first, then the best one for each part of a
     question of several parts, then relevant ones covering the question's terms, not repeating."""
@@ -266,6 +271,7 @@ def select_sentences(context: AnswerContext, budget_words: int, candidates: list
     floor = max(c.relevance for c in candidates) * RELEVANCE_FLOOR
     concepts = concept_weights(context.retrieval)
     covered = set().union(*(c.terms for c in chosen))
+    sources = {c.chunk.doc_id for c in chosen}
     while words < budget_words:
         best, best_value = None, -1e9
         already = concept_coverage(concepts, covered)
@@ -277,6 +283,8 @@ def select_sentences(context: AnswerContext, budget_words: int, candidates: list
                 continue
             gain = concept_coverage(concepts, covered | candidate.terms) - already
             value = candidate.relevance - 0.45 * redundancy + 0.25 * gain
+            if candidate.chunk.doc_id not in sources:
+                value -= OTHER_SOURCE_PENALTY
             if value > best_value:
                 best, best_value = candidate, value
         if best is None:
@@ -286,6 +294,7 @@ def select_sentences(context: AnswerContext, budget_words: int, candidates: list
             break
         chosen.append(best)
         covered |= best.terms
+        sources.add(best.chunk.doc_id)
         words += length
     return _reading_order(chosen)
 

@@ -358,6 +358,14 @@ def history_markdown(entries: list[dict[str, Any]]) -> str:
             files = [str(d.get("file") or d.get("doc_id")) for d in entry.get(key) or [] if isinstance(d, dict)]
             if files:
                 lines.append(f"  - {key}: {escape_text(', '.join(files[:20]))}" + (" …" if len(files) > 20 else ""))
+        for updated in entry.get("updated") or []:
+            if isinstance(updated, dict) and updated.get("change_report"):
+                counts = updated.get("change_counts") or {}
+                shown = ", ".join(f"{counts.get(kind, 0)} {kind}" for kind in ("changed", "added", "removed"))
+                name = escape_text(str(updated.get("file") or updated.get("doc_id")))
+                lines.append(f"  - change report of {name} ({shown}): "
+                             f"{escape_text(str(updated['change_report']))} in the data folder; the chat "
+                             "answers \"what changed in …?\"")
         for failure in entry.get("failures") or []:
             if isinstance(failure, dict):
                 lines.append(f"  - failed {escape_text(str(failure.get('file') or failure.get('doc_id')))}: "

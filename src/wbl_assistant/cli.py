@@ -434,7 +434,8 @@ def library_history(as_json: bool, limit: int) -> None:
     """The last ingest runs, newest first: when, who, what for, counts, failures."""
     from .history import IngestHistory
 
-    entries = IngestHistory(load_settings().ingest_history_path).newest_first(limit)
+    settings = load_settings()
+    entries = IngestHistory(settings.ingest_history_path).newest_first(limit)
     if as_json:
         out.print_json(json.dumps(entries, ensure_ascii=False))
         return
@@ -451,6 +452,10 @@ def library_history(as_json: bool, limit: int) -> None:
         for failure in entry.get("failures") or []:
             out.print(f"{entry.get('time', '')} failed {failure.get('file') or failure.get('doc_id')}: "
                       f"{failure.get('reason', '')}", markup=False)
+        for updated in entry.get("updated") or []:
+            if updated.get("change_report"):
+                out.print(f"{entry.get('time', '')} updated {updated.get('file') or updated.get('doc_id')}: "
+                          f"change report {settings.data_dir / updated['change_report']}", markup=False)
 
 
 @main.command()

@@ -480,9 +480,13 @@ def _info(entry: dict[str, Any], label: str) -> EditionInfo:
 
 def report_files(settings: Settings, report: ChangeReport) -> tuple[Path, Path]:
     """Where a report's JSON and Markdown go: `data/changes/<doc_id>/<old>→<new>.json` and `.md`."""
-    stem = f"{_safe(report.old.label)}→{_safe(report.new.label)}"
-    folder = settings.data_dir / "changes" / _safe(report.doc_id)
-    return folder / f"{stem}.json", folder / f"{stem}.md"
+    markdown = settings.data_dir / report_path(report)
+    return markdown.with_suffix(".json"), markdown
+
+
+def report_path(report: ChangeReport) -> Path:
+    """The report's Markdown file relative to the data dir."""
+    return Path("changes", _safe(report.doc_id), f"{_safe(report.old.label)}→{_safe(report.new.label)}.md")
 
 
 def _safe(label: str) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .editions import ChangeReport, report_path
 from .ingestion import STATUSES, IngestReport
 
 logger = logging.getLogger(__name__)
@@ -47,8 +48,9 @@ def cli_user() -> str:
 def run_entry(report: IngestReport, who: str, action: str, target: str = "") -> dict[str, Any]:
     """The history line of one ingest run."""
 
-    def listed(status: str) -> list[dict[str, str]]:
-        return [{"doc_id": r.doc_id, "file": r.file} for r in report.results if r.status == status][:MAX_LISTED]
+    def listed(status: str) -> list[dict[str, Any]]:
+        return [{"doc_id": r.doc_id, "file": r.file, **_change_report(r.changes)}
+                for r in report.results if r.status == status][:MAX_LISTED]
 
     return {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "who": who, "action": action,
@@ -59,6 +61,13 @@ def run_entry(report: IngestReport, who: str, action: str, target: str = "") -> 
                      for r in report.failed][:MAX_LISTED],
         "added": listed("added"), "updated": listed("updated"), "removed": listed("removed"),
     }
+
+
+def _change_report(changes: ChangeReport | None) -> dict[str, Any]:
+    """An updated document's change report, for the history: where it is (under the data dir) and its counts."""
+    if changes is None:
+        return {}
+    return {"change_report": report_path(changes).as_posix(), "change_counts": changes.counts}
 
 
 class IngestHistory:

@@ -237,3 +237,20 @@ def test_the_edition_field_of_an_eval_item_must_be_text(tmp_path):
 
     with pytest.raises(DatasetError, match="'edition' must be a string"):
         parse_item({"id": "a", "question": "q?", "answerable": False, "edition": 2024}, tmp_path / "x.jsonl", 3)
+
+
+def test_the_ingest_history_names_an_updated_documents_change_report():
+    from wbl_assistant.app import history_markdown
+    from wbl_assistant.history import run_entry
+    from wbl_assistant.ingestion import DocumentResult, IngestReport
+
+    updated = DocumentResult(file="guide.pdf", doc_id="guide", status="updated", changes=report())
+    added = DocumentResult(file="new.pdf", doc_id="new", status="added")
+    entry = json.loads(json.dumps(run_entry(IngestReport([updated, added]), "cli test", "ingest")))
+    assert entry["updated"] == [{"doc_id": "guide", "file": "guide.pdf",
+                                 "change_report": "changes/guide/2024→2025-b-draft-b.md",
+                                 "change_counts": report().counts}]
+    assert entry["added"] == [{"doc_id": "new", "file": "new.pdf"}]
+    shown = history_markdown([entry])
+    assert "change report of guide.pdf (1 changed, 1 added, 1 removed" in shown
+    assert "1 removed): changes/guide/2024→2025\\-b\\-draft\\-b.md in the data folder" in shown
