@@ -253,7 +253,7 @@ def _reads_as_statement(record: SentenceRecord) -> bool:
 
 #: What a sentence from a document the answer does not cite yet must beat: an answer that draws on one
 #: source is easier to check, and a second source is added for what it says, not for repeating the first.
-OTHER_SOURCE_PENALTY = float(__import__("os").environ.get("WBL_TUNE_OSP", "0.1"))
+OTHER_SOURCE_PENALTY = 0.1
 
 
 def select_sentences(context: AnswerContext, budget_words: int, candidates: list[Candidate]) -> list[Candidate]:
