@@ -11,9 +11,10 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .jsonl import JsonLines, parse_json_lines
 
 MAX_TEXT_CHARS = 4000
 MAX_COMMENT_CHARS = 2000
@@ -23,12 +24,6 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 
 class FeedbackError(ValueError):
     """The feedback file cannot be read or written; the message says why."""
-
-
-@dataclass
-class FeedbackFile:
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    skipped_lines: list[int] = field(default_factory=list)
 
 
 def _clip(text: Any, limit: int) -> str:
@@ -67,23 +62,9 @@ class FeedbackLog:
         return entry
 
 
-def read_feedback(path: Path) -> FeedbackFile:
+def read_feedback(path: Path) -> JsonLines:
     """Every readable entry; the numbers of the lines that are not (a torn last line, a corrupt one)."""
     try:
-        lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+        return parse_json_lines(path.read_bytes())
     except OSError as error:
         raise FeedbackError(f"cannot read {path} ({error.strerror})") from None
-    out = FeedbackFile()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):
-            out.skipped_lines.append(number)
-            continue
-        if isinstance(entry, dict):
-            out.entries.append(entry)
-        else:
-            out.skipped_lines.append(number)
-    return out

@@ -16,12 +16,12 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .editions import ChangeReport, report_path
 from .ingestion import STATUSES, IngestReport
+from .jsonl import JsonLines, parse_json_lines
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +29,6 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 #: Documents listed per status in one line (a first ingest of a big corpus adds them all).
 MAX_LISTED = 200
 MAX_REASON_CHARS = 500
-
-
-@dataclass
-class HistoryFile:
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    skipped_lines: list[int] = field(default_factory=list)
 
 
 def cli_user() -> str:
@@ -114,29 +108,15 @@ class IngestHistory:
             os.fsync(handle.fileno())
         os.replace(temp, self.path)
 
-    def read(self) -> HistoryFile:
+    def read(self) -> JsonLines:
         """Every readable entry, oldest first; a missing file is an empty history."""
-        out = HistoryFile()
         try:
-            lines = self.path.read_bytes().decode("utf-8", errors="replace").splitlines()
+            return parse_json_lines(self.path.read_bytes())
         except FileNotFoundError:
-            return out
+            return JsonLines()
         except OSError as error:
             logger.warning("cannot read the ingest history %s: %s", self.path, error)
-            return out
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except (json.JSONDecodeError, RecursionError):
-                out.skipped_lines.append(number)
-                continue
-            if isinstance(entry, dict):
-                out.entries.append(entry)
-            else:
-                out.skipped_lines.append(number)
-        return out
+            return JsonLines()
 
     def newest_first(self, limit: int | None = None) -> list[dict[str, Any]]:
         entries = self.read().entries[::-1]

@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT
 from wbl_assistant.evaluation.compare import compare_runs
 from wbl_assistant.evaluation.dataset import load_dataset
+from wbl_assistant.evaluation.metrics import correct
 from wbl_assistant.evaluation.suite import load_suite, run_suite
 
 SUITE = ROOT / "evals" / "suite.toml"
@@ -72,7 +73,7 @@ def test_compare_shows_deltas_and_flipped_items(test_split_run, tmp_path):
     for name in ("golden", "golden-b"):
         (changed / name).mkdir(parents=True)
         rows = [json.loads(line) for line in (out / name / "results.jsonl").read_text().splitlines()]
-        flipped = next(row for row in rows if row["answerable"] and not row["abstained"])
+        flipped = next(row for row in rows if row["answerable"] and correct(row))
         flipped["abstained"], flipped["metrics"]["abstained"] = True, True
         (changed / name / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         summary = json.loads((out / name / "summary.json").read_text())

@@ -35,3 +35,12 @@ def test_sentence_split_after_a_closing_parenthesis_but_not_after_an_initial():
     text = "It does not apply (Section 20(e)). Students aged 16 follow federal rules. Ask J. Smith first."
     assert split_sentences(text) == ["It does not apply (Section 20(e)).", "Students aged 16 follow federal rules.",
                                      "Ask J. Smith first."]
+
+
+def test_json_lines_keep_objects_and_number_the_lines_that_are_not():
+    from wbl_assistant.jsonl import parse_json_lines
+
+    data = b'{"a": 1}\n\n[1, 2]\n{"b": "\xc3\xa9"}\n{"torn": \n' + b"[" * 100_000 + b"\n"
+    parsed = parse_json_lines(data)
+    assert parsed.entries == [{"a": 1}, {"b": "é"}]
+    assert parsed.skipped_lines == [3, 5, 6]
