@@ -105,10 +105,11 @@ def test_every_sentence_shown_is_cited_and_supported(llm_assistant, answers):
     for answer in answers:
         assert not answer.abstained and answer.citations
         assert answer.guard["kept"] + answer.guard["dropped"] >= 1 or answer.guard["fallback"]
-        texts = {c.n: reader.snapshot().chunk_text(c.chunk_id) for c in answer.citations}
+        # a citation is a page: its sentences may come from any of the chunks it stands for
+        texts = {c.n: [reader.snapshot().chunk_text(cid) for cid in c.chunk_ids] for c in answer.citations}
         for piece in answer.answer.split("] "):
             sentence, _, number = piece.rstrip("]").rpartition(" [")
-            assert sentence_support(sentence, texts[int(number)]) >= SUPPORT_THRESHOLD, piece
+            assert max(sentence_support(sentence, text) for text in texts[int(number)]) >= SUPPORT_THRESHOLD, piece
 
 
 def test_out_of_scope_questions_never_reach_the_model(llm_assistant):
