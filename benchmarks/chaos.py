@@ -262,6 +262,9 @@ def run_chaos(mode: str, sessions: int, questions: int, workdir: Path, docs: lis
         started = time.perf_counter()
         report = ingest(settings)
         log(f"[{mode}] initial ingest: {len(report.results)} documents in {time.perf_counter() - started:.1f} s")
+        if report.failed or not report.switched:
+            raise RuntimeError(f"[{mode}] the initial ingest did not complete: "
+                               + "; ".join(f"{r.file}: {r.reason}" for r in report.failed))
         plan = [[QUESTIONS[(s * questions + n) % len(QUESTIONS)] for n in range(questions)] for s in range(sessions)]
         before = lone_answers(settings, plan)
 

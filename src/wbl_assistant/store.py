@@ -262,13 +262,21 @@ class IndexStore:
         self.settings = settings
         self.prefix = settings.collection_prefix
         self._own_client = client is None
-        self.client = client or connect(settings)
+        #: Embedded, opened on first use: a writer's first use is its fresh view (opening a Chroma system
+        #: costs seconds on a big index). A server is checked at once.
+        self._client = client if client is not None or not settings.uses_server else connect(settings)
         self.embedding_function = ChromaEmbeddings(settings.embedding_model, settings.embed_batch_size)
         self._chunks = None
         self._meta = None
         #: The pointer's snapshot id when this store's view was opened; a reader reopens when it moved.
         self._view_of: str | None = None
         self._writing = False
+
+    @property
+    def client(self) -> chromadb.ClientAPI:
+        if self._client is None:
+            self._client = connect(self.settings)
+        return self._client
 
     @property
     def chunks_name(self) -> str:
@@ -281,16 +289,16 @@ class IndexStore:
     def refresh(self) -> None:
         """Embedded: open the data dir afresh, so that what other processes wrote is seen."""
         if self._own_client and not self.settings.uses_server:
-            self.client = connect(self.settings, fresh=True)
+            self._client = connect(self.settings, fresh=True)
             self.forget_collections()
 
     def close_view(self) -> None:
         """Stop this store's fresh view (a writer's, once it is done) and go back to the shared client."""
-        identifier = getattr(self.client, "_identifier", None)
+        identifier = getattr(self._client, "_identifier", None)
         if not self._own_client or self.settings.uses_server or identifier not in _views:
             return
         _stop_view(identifier)
-        self.client = connect(self.settings)
+        self._client = None
         self.forget_collections()
 
     def chunks(self, create: bool = True):
@@ -401,14 +409,16 @@ class IndexStore:
         text = base64.b64encode(data).decode("ascii")
         parts = [text[start:start + BLOB_PART_CHARS] for start in range(0, len(text), BLOB_PART_CHARS)] or [""]
         for n, part in enumerate(parts):
-            self.meta().upsert(ids=[f"{BLOB_PREFIX}{name}:{n}"], documents=[part], embeddings=[META_VECTOR],
-                               metadatas=[{"blob": name, "part": n, "parts": len(parts)}])
+            self.meta().upsert(ids=[f"{BLOB_PREFIX}{name}:{n}"], embeddings=[META_VECTOR],
+                               metadatas=[{"blob": name, "part": n, "parts": len(parts), "data": part}])
 
     def load_blob(self, name: str) -> bytes | None:
         """The bytes stored under `name`, or None when they are missing or incomplete."""
         found = self.meta().get(where={"blob": name}, include=["documents", "metadatas"])
-        parts = {int(m["part"]): (doc, int(m["parts"])) for doc, m in zip(found["documents"], found["metadatas"],
-                                                                         strict=True)}
+        # blobs written by earlier versions hold their data in the document (indexed for full-text search:
+        # slow to write), now in metadata
+        parts = {int(m["part"]): (m.get("data", doc), int(m["parts"]))
+                 for doc, m in zip(found["documents"], found["metadatas"], strict=True)}
         if not parts or len(parts) != next(iter(parts.values()))[1]:
             return None
         return base64.b64decode("".join(parts[n][0] for n in range(len(parts))))
