@@ -319,13 +319,26 @@ class CorpusManager:
                 return LibraryChange("set", row.file, None, after, changed=False)
             if row.status == STATUS_RETIRED:
                 return LibraryChange("set", row.file, None, after)
-            try:
-                report = ingest(self.settings, progress=progress)
-            except BaseException:
-                put_entry(self.settings.catalog_path, row.file, _restore_entry(before))
-                raise
+            report = self._ingest_or_undo(row.file, before, None, progress)
             self.history.record(report, who, "set", row.file)
             return LibraryChange("set", row.file, report, after)
+
+    def _ingest_or_undo(self, file: str, before: dict[str, Any] | None, move: tuple[Path, Path] | None,
+                        progress: Progress | None) -> IngestReport:
+        """After a catalog write: move the PDF (source, target) if asked, then ingest. If either does not
+        complete, the file goes back and the catalog entry is put back as it was (`before`)."""
+        moved = False
+        try:
+            if move is not None:
+                move[1].parent.mkdir(parents=True, exist_ok=True)
+                os.replace(*move)
+                moved = True
+            return ingest(self.settings, progress=progress)
+        except BaseException:
+            if moved:
+                os.replace(move[1], move[0])
+            put_entry(self.settings.catalog_path, file, _restore_entry(before))
+            raise
 
     def retire(self, key: str, who: str = "", progress: Progress | None = None) -> LibraryChange:
         """Take a document out of the corpus and the index: its PDF moves to corpus/retired/ (timestamped), its
@@ -353,20 +366,7 @@ class CorpusManager:
                 return {**base, **marks}
 
             before, after = put_entry(self.settings.catalog_path, row.file, change)
-            try:
-                if moves:
-                    folder.mkdir(parents=True, exist_ok=True)
-                    os.replace(source, target)
-            except BaseException:
-                put_entry(self.settings.catalog_path, row.file, _restore_entry(before))
-                raise
-            try:
-                report = ingest(self.settings, progress=progress)
-            except BaseException:
-                if moves:
-                    os.replace(target, source)
-                put_entry(self.settings.catalog_path, row.file, _restore_entry(before))
-                raise
+            report = self._ingest_or_undo(row.file, before, (source, target) if moves else None, progress)
             self.history.record(report, who, "retire", row.file)
             return LibraryChange("retire", row.file, report, after)
 
@@ -391,17 +391,7 @@ class CorpusManager:
                 return active if all(str(active.get(k, "")).strip() for k in REQUIRED) else None
 
             before, after = put_entry(self.settings.catalog_path, row.file, change)
-            try:
-                os.replace(source, target)
-            except BaseException:
-                put_entry(self.settings.catalog_path, row.file, _restore_entry(before))
-                raise
-            try:
-                report = ingest(self.settings, progress=progress)
-            except BaseException:
-                os.replace(target, source)
-                put_entry(self.settings.catalog_path, row.file, _restore_entry(before))
-                raise
+            report = self._ingest_or_undo(row.file, before, (source, target), progress)
             self.history.record(report, who, "restore", row.file)
             return LibraryChange("restore", row.file, report, after)
 

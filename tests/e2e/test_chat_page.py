@@ -15,9 +15,6 @@ from wbl_assistant.ingestion import ingest
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DOCS = ["imbi-micro-internship", "hosa-competition", "wbl-quality-criteria", "isbe-wbl-manual"]
 
 
@@ -40,18 +37,6 @@ def base_url(app_settings):
     app = launch(app_settings, "127.0.0.1", port, block=False)
     yield f"http://127.0.0.1:{port}"
     app.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian chromium is not installed (scripts/setup.sh --dev installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

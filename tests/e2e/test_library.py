@@ -22,9 +22,6 @@ from wbl_assistant.store import IndexStore
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PASSWORD = "correct horse battery staple"
 DOCS = ["hosa-competition", "imbi-micro-internship", "wbl-quality-criteria"]
 HEADER = "# The district's catalog: keep this comment.\n\n"
@@ -56,18 +53,6 @@ def library_app(tmp_path_factory):
     tab.gate.free = 1000  # these tests send many wrong passwords: no backoff (test_hardening covers it)
     yield LibraryApp(settings, f"http://127.0.0.1:{port}", tab.gate)
     app.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian chromium is not installed (scripts/setup.sh --dev installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def new_page(browser, url: str):
