@@ -29,6 +29,7 @@ import secrets
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,39 +68,66 @@ class WriterBusyError(StoreError):
 #: Embedded Chroma keeps one in-memory vector index per data dir and process, and does not see what another
 #: process (or another client in this one) writes to it later: queries return deleted ids and new ids are
 #: "not found". So a writer and each new snapshot of a reader open the data dir afresh, under an alias path
-#: (`<dir>/./.` ...): a new alias is a new Chroma system that loads the current state from disk. Beyond the
-#: newest `EMBEDDED_VIEWS` views, a view is stopped once it has been out of use for `VIEW_LINGER` seconds:
-#: stopping a Chroma system while a question still queries it aborts the process.
-EMBEDDED_VIEWS = 3
+#: (`<dir>/./.` ...): a new alias is a new Chroma system that loads the current state from disk.
+#: Stopping a Chroma system while a question still queries it aborts the process, so each view counts its
+#: holders (the store whose client it is, every snapshot loaded from it) and is stopped only once it has had
+#: none for `VIEW_LINGER` seconds.
 VIEW_LINGER = 120.0
-_views: list[str] = []
-_lingering: dict[str, float] = {}
-_views_lock = threading.Lock()
+
+
+@dataclass
+class _View:
+    holders: int = 0
+    idle_since: float | None = None
+
+
+_views: dict[str, _View] = {}
+_views_lock = threading.RLock()
 
 
 def _fresh_embedded(settings: Settings, chroma_settings: ChromaSettings) -> chromadb.ClientAPI:
     base = str(settings.chroma_path)
     now = time.monotonic()
     with _views_lock:
-        taken = set(_views) | set(_lingering)
-        alias = next(a for a in (os.path.join(base, *["."] * n) for n in itertools.count(1)) if a not in taken)
-        _views.append(alias)
-        for old in _views[:-EMBEDDED_VIEWS]:
-            _views.remove(old)
-            _lingering[old] = now
-        stale = [old for old, since in _lingering.items() if now - since >= VIEW_LINGER]
-    for old in stale:
-        _stop_view(old)
+        alias = next(a for a in (os.path.join(base, *["."] * n) for n in itertools.count(1)) if a not in _views)
+        _views[alias] = _View(idle_since=now)
+        stale = [name for name, view in list(_views.items())
+                 if view.holders == 0 and view.idle_since is not None and now - view.idle_since >= VIEW_LINGER]
+    for name in stale:
+        _stop_view(name)
     return chromadb.PersistentClient(path=alias, settings=chroma_settings)
 
 
-def _stop_view(alias: str) -> None:
+def hold_view(alias: str | None, owner: object) -> weakref.finalize | None:
+    """Count `owner` as a holder of the view `alias` until it is garbage-collected or the returned finalizer
+    is called (None, and nothing held, for a client that is not a fresh view)."""
+    with _views_lock:
+        view = _views.get(alias) if alias else None
+        if view is None:
+            return None
+        view.holders += 1
+        view.idle_since = None
+    return weakref.finalize(owner, release_view, alias)
+
+
+def release_view(alias: str | None) -> None:
+    with _views_lock:
+        view = _views.get(alias) if alias else None
+        if view is None or view.holders == 0:
+            return
+        view.holders -= 1
+        if view.holders == 0:
+            view.idle_since = time.monotonic()
+
+
+def _stop_view(alias: str, only_if_idle: bool = True) -> None:
     from chromadb.api.shared_system_client import SharedSystemClient
 
     with _views_lock:
-        if alias in _views:
-            _views.remove(alias)
-        _lingering.pop(alias, None)
+        view = _views.get(alias)
+        if view is None or (only_if_idle and view.holders):
+            return
+        del _views[alias]
         system = SharedSystemClient._identifier_to_system.pop(alias, None)
         SharedSystemClient._identifier_to_refcount.pop(alias, None)
     if system is not None:
@@ -271,6 +299,9 @@ class IndexStore:
         #: The pointer's snapshot id when this store's view was opened; a reader reopens when it moved.
         self._view_of: str | None = None
         self._writing = False
+        #: Releases this store's hold on its fresh view (see `hold_view`); None while it has none.
+        self._hold: weakref.finalize | None = None
+        self._view_lock = threading.RLock()
 
     @property
     def client(self) -> chromadb.ClientAPI:
@@ -289,17 +320,35 @@ class IndexStore:
     def refresh(self) -> None:
         """Embedded: open the data dir afresh, so that what other processes wrote is seen."""
         if self._own_client and not self.settings.uses_server:
-            self._client = connect(self.settings, fresh=True)
-            self.forget_collections()
+            with self._view_lock:
+                client = connect(self.settings, fresh=True)
+                previous, self._hold = self._hold, hold_view(self.view_alias(client), self)
+                self._client = client
+                self.forget_collections()
+            if previous is not None:
+                previous()
+
+    @staticmethod
+    def view_alias(client: Any) -> str | None:
+        return getattr(client, "_identifier", None)
+
+    def pinned_chunks(self) -> tuple[Any, str | None]:
+        """A reader's chunk collection with the alias of the view it belongs to (for `hold_view`)."""
+        with self._view_lock:
+            return self.chunks(create=False), self.view_alias(self._client)
 
     def close_view(self) -> None:
-        """Stop this store's fresh view (a writer's, once it is done) and go back to the shared client."""
-        identifier = getattr(self._client, "_identifier", None)
-        if not self._own_client or self.settings.uses_server or identifier not in _views:
-            return
-        _stop_view(identifier)
-        self._client = None
-        self.forget_collections()
+        """Stop this store's fresh view (a writer's, once it is done) and go back to the shared client; a view
+        that a snapshot still holds is stopped once it is released."""
+        with self._view_lock:
+            held, self._hold = self._hold, None
+            alias = self.view_alias(self._client)
+            if held is None:
+                return
+            self._client = None
+            self.forget_collections()
+        held()
+        _stop_view(alias)
 
     def chunks(self, create: bool = True):
         """The chunk collection (created on first use by a writer; a reader gets NotFoundError if absent).
@@ -308,17 +357,20 @@ class IndexStore:
         if not create and not self._writing and self._own_client and not self.settings.uses_server:
             live = self.active_snapshot_id()
             if live != self._view_of:
-                self.refresh()
-                self._view_of = live
-        if self._chunks is None:
+                with self._view_lock:
+                    if live != self._view_of:
+                        self.refresh()
+                        self._view_of = live
+        chunks = self._chunks
+        if chunks is None:
             if create:
-                self._chunks = self.client.get_or_create_collection(
+                chunks = self.client.get_or_create_collection(
                     self.chunks_name, embedding_function=self.embedding_function,
                     configuration={"hnsw": {"space": "cosine"}})
             else:
-                self._chunks = self.client.get_collection(self.chunks_name,
-                                                          embedding_function=self.embedding_function)
-        return self._chunks
+                chunks = self.client.get_collection(self.chunks_name, embedding_function=self.embedding_function)
+            self._chunks = chunks
+        return chunks
 
     def meta(self):
         if self._meta is None:
