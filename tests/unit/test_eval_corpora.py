@@ -1,8 +1,9 @@
 """The golden sets agree with their corpora: gold docs exist, gold pages exist, key facts are printed there.
 
-Two eval corpora, each with its golden set:
+Three eval corpora, each with its golden set:
   - the sample corpus: `evals/golden.jsonl`, PDFs in `corpus/`, catalog `ingest/catalog.toml`;
-  - corpus B: `evals/golden-b.jsonl`, PDFs in `evals/corpus-b/corpus/`, catalog `evals/corpus-b/catalog.toml`.
+  - corpus B: `evals/golden-b.jsonl`, PDFs in `evals/corpus-b/corpus/`, catalog `evals/corpus-b/catalog.toml`;
+  - corpus C: `evals/golden-c.jsonl`, PDFs in `evals/corpus-c/corpus/`, catalog `evals/corpus-c/catalog.toml`.
 
 A key fact is checked the way the answer metric checks it (`fact_present`: whole words after `normalize`), against
 the text the project's own extraction gets from a gold page (`read_pdf`: headers and footers removed, hyphens
@@ -31,9 +32,11 @@ from wbl_assistant.ocr import OcrOptions
 from wbl_assistant.text import normalize
 
 CORPUS_B = ROOT / "evals" / "corpus-b"
+CORPUS_C = ROOT / "evals" / "corpus-c"
 SETS = {
     "golden": (ROOT / "evals" / "golden.jsonl", ROOT / "corpus", ROOT / "ingest" / "catalog.toml"),
     "golden-b": (ROOT / "evals" / "golden-b.jsonl", CORPUS_B / "corpus", CORPUS_B / "catalog.toml"),
+    "golden-c": (ROOT / "evals" / "golden-c.jsonl", CORPUS_C / "corpus", CORPUS_C / "catalog.toml"),
 }
 #: Scanned sample documents are read by OCR, as ingestion reads them; the words are cached between runs.
 OCR_CACHE = ROOT / ".cache" / "ocr"
@@ -41,7 +44,7 @@ NEAR_TOPIC = {"other-state", "not-in-corpus", "not-settled"}
 OUT_OF_SCOPE_KINDS = NEAR_TOPIC | {"unrelated"}
 
 #: golden.jsonl items whose key facts are not printed on their gold pages (golden.jsonl is not edited here).
-KNOWN_FACT_GAPS: dict[str, set[str]] = {"golden": set(), "golden-b": set()}
+KNOWN_FACT_GAPS: dict[str, set[str]] = {"golden": set(), "golden-b": set(), "golden-c": set()}
 
 
 def catalog(path: Path) -> dict[str, str]:
@@ -73,7 +76,7 @@ def answerable_params(name: str) -> list:
     return params
 
 
-ANSWERABLE = answerable_params("golden") + answerable_params("golden-b")
+ANSWERABLE = [param for name in SETS for param in answerable_params(name)]
 
 
 @pytest.mark.parametrize(("name", "item"), ANSWERABLE)
@@ -96,7 +99,7 @@ def test_unanswerable_items_are_tagged_out_of_scope(name):
     for item in items(name):
         if not item.answerable:
             assert not item.gold_docs and not item.key_facts and not item.gold_pages, item.id
-    if name == "golden-b":
+    if name != "golden":
         for item in items(name):
             if not item.answerable:
                 assert "out-of-scope" in item.tags and OUT_OF_SCOPE_KINDS & set(item.tags), item.id
@@ -131,8 +134,8 @@ def test_golden_b_uses_only_corpus_b_documents():
     assert len(used) == len(files), f"documents no question uses: {sorted(set(files) - used)}"
 
 
-def load_builder():
-    spec = importlib.util.spec_from_file_location("corpus_b_build", CORPUS_B / "build.py")
+def load_builder(corpus: Path = CORPUS_B):
+    spec = importlib.util.spec_from_file_location(f"{corpus.name.replace('-', '_')}_build", corpus / "build.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -141,6 +144,19 @@ def load_builder():
 
 def test_corpus_b_pdfs_match_their_sources():
     assert load_builder().main(["--check"]) == 0
+
+
+def test_corpus_c_pdfs_match_their_sources():
+    assert load_builder(CORPUS_C).main(["--check"]) == 0
+
+
+def test_golden_c_has_dev_and_test_splits_and_uses_every_document():
+    data = items("golden-c")
+    for split in ("dev", "test"):
+        assert any(i.answerable for i in data if i.raw["split"] == split)
+        assert any(not i.answerable for i in data if i.raw["split"] == split)
+    used = {d for i in data for d in i.gold_docs}
+    assert used == set(catalog(CORPUS_C / "catalog.toml"))
 
 
 def test_corpus_b_check_fails_when_a_source_changes(tmp_path, monkeypatch):
