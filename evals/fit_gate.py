@@ -7,9 +7,10 @@ src/wbl_assistant/gate.py); the label is whether the documents answer it. A clas
 logistic regression is fitted on the standardized features (Newton's method, numpy), the decision threshold
 is chosen on dev at the least cost, a false-refusal rate counting twice the rate of answered out-of-scope
 questions (see `cost`), and the bias is shifted so that the threshold is a probability of 0.5 (the default
-WBL_MIN_EVIDENCE). `--write` stores the weights in
-src/wbl_assistant/gate_model.json. `--report-test` also prints the refusal figures on the test split, which
-are never used for fitting.
+WBL_MIN_EVIDENCE). It also prints a leave-one-corpus-out check: fitted on the dev items of the other corpora,
+how the gate does on each corpus's own dev items (a gate that only works on text it was fitted on fails there).
+`--write` stores the weights in src/wbl_assistant/gate_model.json. `--report-test` also prints the refusal
+figures on the test split, which are never used for fitting.
 """
 
 from __future__ import annotations
@@ -86,6 +87,26 @@ def rates(scores: np.ndarray, y: np.ndarray, threshold: float) -> tuple[float, f
     return float((~answered[y == 0]).mean()), float((~answered[y == 1]).mean())
 
 
+def fit_with_threshold(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Weights and a bias that puts the dev-chosen threshold at a probability of 0.5."""
+    weights, bias = fit(x, y)
+    scores = 1 / (1 + np.exp(-(x @ weights + bias)))
+    candidates = sorted(set(np.round(scores, 4)))
+    best = min(candidates, key=lambda t: (cost(*rates(scores, y, t)), rates(scores, y, t)[1]))
+    return weights, bias - (math.log(best / (1 - best)) if 0 < best < 1 else 0.0)
+
+
+def leave_one_corpus_out(x: np.ndarray, y: np.ndarray, names: list[str]) -> dict[str, tuple[float, float]]:
+    """Per corpus: (refusal, false refusal) of a gate fitted on the other corpora's items only."""
+    corpora = np.asarray([name.split(":", 1)[0] for name in names])
+    out = {}
+    for corpus in dict.fromkeys(corpora):
+        held = corpora == corpus
+        weights, bias = fit_with_threshold(x[~held], y[~held])
+        out[str(corpus)] = rates(1 / (1 + np.exp(-(x[held] @ weights + bias))), y[held], 0.5)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", type=Path, default=ROOT / "evals" / "suite.toml")
@@ -95,12 +116,10 @@ def main() -> int:
     args = parser.parse_args()
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="fit-gate-"))
     settings = Settings.from_env(data_dir=data_dir)
-    x, y, _ = collect(settings, args.suite, "dev")
-    weights, bias = fit(x, y)
-    scores = 1 / (1 + np.exp(-(x @ weights + bias)))
-    candidates = sorted(set(np.round(scores, 4)))
-    best = min(candidates, key=lambda t: (cost(*rates(scores, y, t)), rates(scores, y, t)[1]))
-    bias -= math.log(best / (1 - best)) if 0 < best < 1 else 0.0
+    x, y, names = collect(settings, args.suite, "dev")
+    for corpus, (refusal, false_refusal) in leave_one_corpus_out(x, y, names).items():
+        print(f"dev of {corpus}, gate fitted on the others: refusal {refusal:.3f}, false refusal {false_refusal:.3f}")
+    weights, bias = fit_with_threshold(x, y)
     refusal, false_refusal = rates(1 / (1 + np.exp(-(x @ weights + bias))), y, 0.5)
     print(f"dev: {len(y)} items ({int(y.sum())} answerable): refusal {refusal:.3f}, false refusal {false_refusal:.3f}")
     print("weights:", {name: round(float(w), 4) for name, w in zip(FEATURES, weights, strict=True)},

@@ -201,7 +201,7 @@ def score_sentences(retrieval: Retrieval, sentences: dict[str, tuple[SentenceRec
         records = sentences.get(chunk.chunk_id, ())
         asked, answered = None, 0
         for record in ([heading] if heading is not None and is_question(heading.text) else []) + list(records):
-            similarity = float(record.vector @ retrieval.query_vector)
+            similarity = float(retrieval.similarity(record.vector))
             sentence_terms = set(terms(record.text))
             coverage = concept_coverage(concepts, sentence_terms)
             novelty = len(sentence_terms - asked_terms - title_terms) / (len(sentence_terms) or 1)
@@ -262,7 +262,7 @@ def select_sentences(context: AnswerContext, budget_words: int, candidates: list
     if not candidates:
         return []
     opener = max(candidates, key=lambda c: c.opener)
-    chosen = [opener]
+    chosen = [opener, *_continuation(opener, candidates)]
     for part in context.parts:
         best = max(candidates, key=lambda c: _part_score(part, c))
         if best not in chosen:
@@ -299,6 +299,16 @@ def select_sentences(context: AnswerContext, budget_words: int, candidates: list
     return _reading_order(chosen)
 
 
+def _continuation(opener: Candidate, candidates: list[Candidate]) -> list[Candidate]:
+    """The sentence that carries on the opener's paragraph: what a passage says first, it develops next."""
+    for candidate in candidates:
+        record = candidate.record
+        if (candidate.chunk.chunk_id == opener.chunk.chunk_id and record.position == opener.record.position + 1
+                and record.paragraph == opener.record.paragraph and record.unit == opener.record.unit):
+            return [candidate]
+    return []
+
+
 def _reading_order(chosen: list[Candidate]) -> list[Candidate]:
     """The opening sentence first; the rest grouped by chunk, in the order the document gives them."""
     first, rest = chosen[0], chosen[1:]
@@ -307,7 +317,7 @@ def _reading_order(chosen: list[Candidate]) -> list[Candidate]:
 
 
 #: Sentences under this share of the best one's relevance are not added to an answer.
-RELEVANCE_FLOOR = 0.75
+RELEVANCE_FLOOR = 0.70
 
 
 @dataclass
@@ -350,8 +360,8 @@ def _best_block(context: AnswerContext, candidates: list[Candidate]) -> _Block |
         lead_similarity = 0.0
         if block.lead is not None:
             lead_terms |= set(terms(block.lead.text))
-            lead_similarity = float(block.lead.vector @ retrieval.query_vector)
-        item_similarity = max(float(item.vector @ retrieval.query_vector) for item in block.items)
+            lead_similarity = float(retrieval.similarity(block.lead.vector))
+        item_similarity = max(float(retrieval.similarity(item.vector)) for item in block.items)
         block.score = (max(lead_similarity, item_similarity) + 0.35 * concept_coverage(concepts, lead_terms)
                        + 0.08 / block.chunk.rank)
     best = max(blocks, key=lambda b: b.score)

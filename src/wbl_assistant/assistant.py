@@ -20,7 +20,7 @@ from .backends import Backend, make_backend
 from .config import Settings
 from .editions import change_answer
 from .gate import measure_evidence
-from .questions import question_parts, shape_of
+from .questions import focus_of, question_parts, shape_of
 from .retrieval import IndexReader, Retrieval
 from .text import content_words, terms
 
@@ -151,7 +151,8 @@ class Assistant:
         return context
 
     def _evidence(self, request: Request, query: str) -> AnswerContext:
-        retrieval = self.reader.retrieve(query, self.settings.top_k, request.kinds, request.doc_ids)
+        retrieval = self.reader.retrieve(query, self.settings.top_k, request.kinds, request.doc_ids,
+                                         focus=focus_of(request.question))
         sentences = retrieval.snapshot.sentences([c.chunk_id for c in retrieval.chunks])
         shape = shape_of(query)
         evidence = measure_evidence(query, shape, retrieval, sentences)

@@ -144,20 +144,51 @@ def _block_sentences(block: Block, kind: str) -> list[Sentence]:
     return out
 
 
+#: A table cell of at least this many words is prose (a transcript's turn, a fact box), not a value: its
+#: sentences are quoted one by one, each after its row's labels.
+PROSE_CELL_WORDS = 25
+#: A first row is a header only if every cell reads as a column name: short, not a sentence.
+HEADER_CELL_WORDS = 8
+
+
+def _is_header(cells: list[str]) -> bool:
+    return len(cells) > 1 and all(len(c.split()) <= HEADER_CELL_WORDS and not c.endswith((".", "?", "!"))
+                                  for c in cells)
+
+
+def _row_sentences(cells: list[str], header: list[str] | None, page: int) -> list[Sentence]:
+    """A row as quotable units: one unit "header: value; ..." when its cells are values; when a cell is prose,
+    each of its sentences, the first one led by the row's other cells (a speaker, a month, a label)."""
+    labelled = [(h, c) for h, c in zip(header, cells, strict=True)] if header else [("", c) for c in cells]
+    prose = [n for n, (_, c) in enumerate(labelled) if len(c.split()) >= PROSE_CELL_WORDS]
+    if not prose:
+        text = "; ".join(f"{h}: {c}" if h else c.rstrip(".") for h, c in labelled if c)
+        return [Sentence(text.rstrip(".") + ".", page, "row")]
+    labels = "; ".join(f"{h}: {c}" if h else c for n, (h, c) in enumerate(labelled) if c and n not in prose)
+    out = []
+    for n in prose:
+        name, cell = labelled[n]
+        lead = "; ".join(x for x in (labels, name) if x)
+        for k, text in enumerate(split_sentences(cell)):
+            if k == 0 and lead:
+                text = f"{lead.rstrip(':')}: {text}"
+            out.append(Sentence(text, page, "sentence"))
+        labels = ""
+    return out
+
+
 def _table_unit(rows: list[Block], caption: _Unit | None) -> _Unit:
     header_cells = [c.strip() for c in rows[0].text.split("|")]
-    head = (caption.lines if caption else []) + [rows[0].text]
+    header = header_cells if _is_header(header_cells) and len(rows) > 1 else None
+    head = (caption.lines if caption else []) + ([rows[0].text] if header else [])
     head_sentences = caption.sentences if caption else []
     parts = []
-    for row in rows[1:]:
+    for row in rows[1:] if header else rows:
         cells = [c.strip() for c in row.text.split("|")]
-        if len(cells) == len(header_cells) and len(cells) > 1:
-            text = "; ".join(f"{h}: {c}" for h, c in zip(header_cells, cells, strict=True) if c)
-        else:
-            text = "; ".join(c for c in cells if c)
-        parts.append((row.text, [Sentence(text.rstrip(".") + ".", row.page, "row")]))
-    if not parts:
-        return _Unit("paragraph", [], [], [(rows[0].text, [Sentence(rows[0].text, rows[0].page, "row")])])
+        fits = header is not None and len(cells) == len(header) and len(cells) > 1
+        parts.append((row.text, _row_sentences(cells, header if fits else None, row.page)))
+    if len(parts) == 1 and not header and not caption:
+        return _Unit("paragraph", [], [], parts)
     return _Unit("table", head, head_sentences, parts)
 
 

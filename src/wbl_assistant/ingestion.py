@@ -36,7 +36,7 @@ from .vocabulary import GlossaryError, find_acronyms, load_glossary
 logger = logging.getLogger(__name__)
 
 #: Bump when extraction or chunking changes what is stored: every document is then re-ingested.
-PIPELINE_FORMAT = 8
+PIPELINE_FORMAT = 9
 STATUSES = ("added", "updated", "unchanged", "removed", "failed")
 #: Catalog fields copied into a document's manifest entry (and from there into its citations).
 CATALOG_FIELDS = ("title", "publisher", "edition", "kind", "audience", "sample", "catalogued")

@@ -93,6 +93,30 @@ def question_parts(question: str) -> list[str]:
     return [p for p in parts if len(p.split()) >= 2] or [question]
 
 
+_ASKING = ("what", "whats", "what's", "when", "which", "how", "who", "whom", "where", "why", "whether", *_AUXILIARIES)
+_CLAUSE_START = re.compile(r"(?:,|\bso|\bbut|\band|\bthen|\bnow|\bbasically|\bquestion is|\bi wonder)\s+"
+                           rf"(?=(?:{'|'.join(_ASKING)})\b)", re.IGNORECASE)
+#: A question shorter than this (in words) says what it asks without a preamble to look past.
+FOCUS_MIN_WORDS = 20
+
+
+def focus_of(question: str) -> str:
+    """The ask inside a long question that first tells a story ("We have a student who ... Can both count
+    toward her CDE?"): its last interrogative sentence, or that sentence's last interrogative clause. Empty
+    when the question is short or is all ask. Read beside the whole question, so the story still counts."""
+    text = question.strip()
+    if len(text.split()) < FOCUS_MIN_WORDS:
+        return ""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
+    asking = [s for s in sentences if s.rstrip().endswith("?") or s.split()[0].lower().strip(",") in _ASKING]
+    focus = asking[-1] if asking else sentences[-1]
+    clauses = [m.end() for m in _CLAUSE_START.finditer(focus)]
+    if clauses and len(focus[clauses[-1]:].split()) >= 4 and len(focus.split()) >= FOCUS_MIN_WORDS // 2:
+        focus = focus[clauses[-1]:]
+    focus = focus.strip()
+    return focus if focus != text and len(focus.split()) >= 3 else ""
+
+
 @lru_cache(maxsize=50_000)
 def quantities(text: str) -> frozenset[tuple[str, str]]:
     """(value, unit) of every quantity a text states: ("15", "age"), ("9", "time"), ("18", "hour"),

@@ -23,7 +23,7 @@ from chromadb.errors import ChromaError, NotFoundError
 from .config import Settings
 from .embeddings import load_embeddings
 from .lexical import LexicalIndex
-from .store import ChunkRecord, IndexStore, Manifest, heading_vector_of, sentence_vectors_of
+from .store import ChunkRecord, IndexStore, Manifest, heading_vector_of, hold_view, sentence_vectors_of
 from .text import terms
 from .vocabulary import Concept, Lexicon
 
@@ -69,6 +69,8 @@ class SentenceRecord:
     unit: str
     position: int
     vector: np.ndarray
+    #: Which line of the chunk's text (a paragraph, a list item, a table row) the unit starts on.
+    paragraph: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,19 @@ class ChunkCache:
                 self._items.popitem(last=False)
 
 
+def paragraph_numbers(text: str, units: list[str]) -> list[int]:
+    """For each unit (in order), the number of the line of `text` it starts on (a table's cells count as
+    lines of their own); a unit not found verbatim (text cleaned differently) stays on the line before."""
+    out, cursor, line = [], 0, 0
+    for unit in units:
+        found = text.find(unit[:40], cursor) if unit else -1
+        if found >= 0:
+            line += text.count("\n", cursor, found) + text.count(" | ", cursor, found)
+            cursor = found
+        out.append(line)
+    return out
+
+
 class SnapshotGone(RuntimeError):
     """The snapshot's chunks were deleted (or its view went stale) while a question used it."""
 
@@ -122,7 +137,7 @@ class IndexSnapshot:
 
     @classmethod
     def load(cls, store: IndexStore, manifest: Manifest, cache: ChunkCache | None = None) -> IndexSnapshot:
-        collection = store.chunks(create=False)
+        collection, view = store.pinned_chunks()
         data = store.load_blob(manifest.lexical) if manifest.lexical else None
         if data is None:
             raise NotIngestedError("the index is incomplete (its lexical index is missing): run "
@@ -131,7 +146,9 @@ class IndexSnapshot:
         aliases = [tuple(pair) for pair in manifest.pipeline.get("glossary", [])]
         aliases += [pair for entry in manifest.documents.values() for pair in entry.get("acronyms", {}).items()]
         vocabulary = [term for term, df in zip(lexical.terms, lexical.document_frequency, strict=True) if df]
-        return cls(manifest, collection, lexical, Lexicon(aliases, vocabulary), cache or ChunkCache())
+        snapshot = cls(manifest, collection, lexical, Lexicon(aliases, vocabulary), cache or ChunkCache())
+        hold_view(view, snapshot)
+        return snapshot
 
     @property
     def snapshot_id(self) -> str:
@@ -188,7 +205,8 @@ class IndexSnapshot:
         record = ChunkRecord.from_chroma(chunk_id, text, metadata)
         dims = self.manifest.dims
         vectors = sentence_vectors_of(metadata, dims)
-        sentences = tuple(SentenceRecord(row.text, chunk_id, row.page, row.unit, n, vectors[n])
+        lines = paragraph_numbers(text, [row.text for row in record.sentences])
+        sentences = tuple(SentenceRecord(row.text, chunk_id, row.page, row.unit, n, vectors[n], lines[n])
                           for n, row in enumerate(record.sentences))
         heading_vector = heading_vector_of(metadata, dims)
         heading = (SentenceRecord(record.heading, chunk_id, record.page, "heading", -1, heading_vector)
@@ -251,6 +269,14 @@ class Retrieval:
     query_terms: list[str] = field(default_factory=list)
     term_weights: dict[str, float] = field(default_factory=dict)
     concepts: list[Concept] = field(default_factory=list)
+    #: The embedding of the ask inside a long question (`questions.focus_of`), when it has one.
+    focus_vector: np.ndarray | None = None
+
+    def similarity(self, vectors: np.ndarray) -> np.ndarray | float:
+        """Cosine of unit vectors (one, or a matrix of rows) to the question: to the whole question or to its
+        ask, whichever is closer, so a long story before the question does not dilute the match."""
+        found = vectors @ self.query_vector
+        return found if self.focus_vector is None else np.maximum(found, vectors @ self.focus_vector)
 
 
 class IndexReader:
@@ -303,26 +329,30 @@ class IndexReader:
         return np.asarray(self.embedder().embed_query(text), dtype=np.float32)
 
     def retrieve(self, query: str, k: int, kinds: list[str] | None = None, doc_ids: list[str] | None = None,
-                 query_vector: np.ndarray | None = None, depth: int = 10) -> Retrieval:
+                 query_vector: np.ndarray | None = None, depth: int = 10, focus: str = "") -> Retrieval:
         """Top-k chunks for `query` by reciprocal rank fusion of dense and BM25 rankings.
 
         BM25 weighs double when the query holds a rare term: embeddings blur names and codes, exact matching
         does not. `ranking` holds the fused ranking `depth` deep (at least k), for reporting and evaluation.
         A question that meets chunks deleted under it (its snapshot was retired, or its view of an embedded
-        index went stale) retries once on a snapshot loaded afresh."""
+        index went stale) retries once on a snapshot loaded afresh. `focus`: the ask inside a long question
+        (see `Retrieval.similarity`)."""
         vector = self.embed_query(query) if query_vector is None else query_vector
         snapshot = self.snapshot()
         try:
-            return _retrieve(snapshot, query, vector, k, kinds, doc_ids, depth)
+            found = _retrieve(snapshot, query, vector, k, kinds, doc_ids, depth)
         except SnapshotGone as error:
             logger.info("snapshot %s went away under a question (%s): retrying on a fresh one",
                         snapshot.snapshot_id, error)
             self.store.forget_collections()
             try:
-                return _retrieve(self.snapshot(reload=True), query, vector, k, kinds, doc_ids, depth)
+                found = _retrieve(self.snapshot(reload=True), query, vector, k, kinds, doc_ids, depth)
             except SnapshotGone:
                 raise NotIngestedError("the index is incomplete (chunks it lists are missing): run "
                                        "`wbl-assistant ingest` to repair it") from None
+        if focus:
+            found.focus_vector = self.embed_query(focus)
+        return found
 
 
 def _dense(snapshot: IndexSnapshot, vector: np.ndarray, pool: int, doc_ids: list[str] | None) -> dict[str, float]:

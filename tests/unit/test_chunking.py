@@ -75,6 +75,26 @@ def test_table_rows_become_labelled_sentences_and_the_header_repeats_when_split(
     assert first_row.text == "Stage: Stage 0 of the continuum; Who leads: Teacher number 0."
 
 
+def test_a_prose_cell_is_quoted_sentence_by_sentence_led_by_its_row_labels():
+    turn = ("Yes, a student can count two placements toward the sixty hours if each one runs at least twenty "
+            "hours. Keep the timesheets from both sites in the student's file so the hours can be checked.")
+    blocks = [heading("Transcript", 1), row("Speaker | What was said"), row(f"Coordinator | {turn}")]
+    sentences = chunk_blocks(blocks, "doc", "0" * 16, 300, 0)[0].sentences
+    texts = [s.text for s in sentences if s.kind == "sentence"]
+    assert texts == ["Speaker: Coordinator; What was said: Yes, a student can count two placements toward the "
+                     "sixty hours if each one runs at least twenty hours.",
+                     "Keep the timesheets from both sites in the student's file so the hours can be checked."]
+
+
+def test_a_first_row_of_sentences_is_not_taken_for_a_header():
+    blocks = [heading("Facts", 1), row("Students may start at 14. | Hours are capped on school days."),
+              row("Permits come from the school. | Employers keep a copy.")]
+    sentences = chunk_blocks(blocks, "doc", "0" * 16, 300, 0)[0].sentences
+    assert [s.text for s in sentences if s.kind == "row"] == [
+        "Students may start at 14; Hours are capped on school days.",
+        "Permits come from the school; Employers keep a copy."]
+
+
 def test_long_paragraph_splits_at_sentences_with_overlap():
     text = " ".join(f"Sentence {n} explains one rule about student placements." for n in range(30))
     chunks = chunk_blocks([heading("Rules", 1), para(text)], "doc", "0" * 16, 400, 120)
