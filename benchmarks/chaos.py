@@ -228,7 +228,7 @@ class _Collect(logging.Handler):
 
 
 def run_chaos(mode: str, sessions: int, questions: int, workdir: Path, docs: list[str] | None = None,
-              nice: int = 10, torch_threads: int = 1, log=print) -> ChaosResult:
+              nice: int = 10, model_threads: int = 1, log=print) -> ChaosResult:
     """One chaos run on `mode` ("embedded" or "server"), everything under `workdir`."""
     from wbl_assistant.app import launch
     from wbl_assistant.assistant import Assistant
@@ -255,7 +255,7 @@ def run_chaos(mode: str, sessions: int, questions: int, workdir: Path, docs: lis
 
     with contextlib.ExitStack() as stack:
         settings = Settings(data_dir=workdir / "data", corpus_dir=corpus, catalog_path=catalog,
-                            page_torch_threads=torch_threads)
+                            page_model_threads=model_threads)
         if mode == "server":
             host, port = stack.enter_context(chroma_server(workdir))
             settings = settings.with_changes(chroma_host=host, chroma_port=port, collection_prefix="chaos")
@@ -360,7 +360,7 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=2)
     parser.add_argument("--mode", choices=["both", "embedded", "server"], default="both")
     parser.add_argument("--nice", type=int, default=10, help="niceness of the ingest subprocesses (0: none)")
-    parser.add_argument("--torch-threads", type=int, default=1, help="WBL_PAGE_TORCH_THREADS of the page")
+    parser.add_argument("--model-threads", type=int, default=1, help="WBL_PAGE_MODEL_THREADS of the page")
     parser.add_argument("--docs", help="comma-separated slugs of the sample documents to use (default: all)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=io.StringIO())
@@ -368,7 +368,7 @@ def main() -> int:
     for mode in (["embedded", "server"] if args.mode == "both" else [args.mode]):
         with tempfile.TemporaryDirectory(prefix=f"chaos-{mode}-") as folder:
             result = run_chaos(mode, args.sessions, args.questions, Path(folder), nice=args.nice,
-                               torch_threads=args.torch_threads, docs=args.docs.split(",") if args.docs else None)
+                               model_threads=args.model_threads, docs=args.docs.split(",") if args.docs else None)
         print(result.summary(), flush=True)
         ok = ok and result.ok
     print("PASS" if ok else "FAIL")

@@ -63,10 +63,10 @@ import json, os, resource, statistics, sys, time
 started = time.perf_counter()
 from wbl_assistant.assistant import Assistant
 from wbl_assistant.config import Settings
-from wbl_assistant.embeddings import load_embeddings
+from wbl_assistant.embeddings import load_query_encoder
 settings = Settings.from_env()
 imported = time.perf_counter()
-load_embeddings(settings.embedding_model, settings.embed_batch_size).embed_query("warm")
+load_query_encoder(settings.embedding_model, settings.embed_batch_size).embed_query("warm")
 model = time.perf_counter()
 assistant = Assistant(settings)
 questions = json.loads(sys.argv[1])

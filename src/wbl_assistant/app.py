@@ -31,6 +31,7 @@ from .catalog import EDITABLE, CatalogConflict, CatalogError
 from .config import Settings
 from .corpus import STATUS_RETIRED, CorpusManager, LibraryError, LibraryRow, UploadRefused
 from .editions import replaced_edition_note, report_markdown
+from .embeddings import limit_threads
 from .feedback import FeedbackError, FeedbackLog
 from .ingestion import STATUSES, IngestError, IngestReport
 from .pages import PageError, render_page
@@ -760,21 +761,12 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> gr.Bloc
     return build_layout(settings, ChatPage(settings, assistant or Assistant(settings)))
 
 
-def limit_model_threads(threads: int) -> None:
-    """Let the embedding model use `threads` threads per question. The page answers several questions at once
-    (Gradio's workers); with torch's default of one thread per core each question's threads spin for cores the
-    others hold, and on 2 busy cores one question embedding took 10x longer (320 ms instead of 31 ms)."""
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def launch(settings: Settings, host: str, port: int, assistant: Assistant | None = None,
            block: bool = True) -> gr.Blocks:
     app = build_app(settings, assistant)
     from starlette.middleware import Middleware
 
-    limit_model_threads(settings.page_torch_threads)
+    limit_threads(settings.page_model_threads)
     max_upload = f"{settings.upload_max_mb}mb" if settings.admin_password else NO_UPLOADS
     guard = Middleware(RouteGuard, public_names=public_api_names(app), uploads=bool(settings.admin_password))
     app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=True,

@@ -140,9 +140,9 @@ class Settings:
         default=20_000_000,
         metadata=_doc("WBL_PDF_MAX_CHARS", "PDFs yielding more characters of text are refused.", 1000, 1_000_000_000),
     )
-    page_torch_threads: int = field(
+    page_model_threads: int = field(
         default=1,
-        metadata=_doc("WBL_PAGE_TORCH_THREADS", "Threads the chat page's model may use for one question (questions "
+        metadata=_doc("WBL_PAGE_MODEL_THREADS", "Threads the chat page's models may use for one question (questions "
                       "run side by side instead).", 1, 256),
     )
     render_max_px: int = field(

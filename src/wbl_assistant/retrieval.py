@@ -21,7 +21,7 @@ import numpy as np
 from chromadb.errors import ChromaError, NotFoundError
 
 from .config import Settings
-from .embeddings import load_embeddings
+from .embeddings import load_query_encoder
 from .lexical import LexicalIndex
 from .store import ChunkRecord, IndexStore, Manifest, heading_vector_of, hold_view, sentence_vectors_of
 from .text import terms
@@ -323,7 +323,7 @@ class IndexReader:
             self._loading.release()
 
     def embedder(self):
-        return load_embeddings(self.settings.embedding_model, self.settings.embed_batch_size)
+        return load_query_encoder(self.settings.embedding_model, self.settings.embed_batch_size)
 
     def embed_query(self, text: str) -> np.ndarray:
         return np.asarray(self.embedder().embed_query(text), dtype=np.float32)

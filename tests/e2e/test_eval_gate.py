@@ -63,14 +63,16 @@ def test_suite_reports_each_corpus_and_split(test_split_run):
         rows = [json.loads(line) for line in (out / name / "results.jsonl").read_text().splitlines()]
         assert rows and {row["split"] for row in rows} == {"test"}
     index = (out / "index.html").read_text()
-    assert "golden · test" in index and "golden-b · test" in index and "<script" not in index
+    assert all(f"{name} · test" in index for name in ("golden", "golden-b", "golden-c"))
+    assert "<script" not in index
     assert summaries["golden-b"]["documents"] == 12 and summaries["golden"]["documents"] == 27
 
 
 def test_compare_shows_deltas_and_flipped_items(test_split_run, tmp_path):
     out, _ = test_split_run
     changed = tmp_path / "changed"
-    for name in ("golden", "golden-b"):
+    names = list(json.loads((out / "suite.json").read_text()))
+    for name in names:
         (changed / name).mkdir(parents=True)
         rows = [json.loads(line) for line in (out / name / "results.jsonl").read_text().splitlines()]
         flipped = next(row for row in rows if row["answerable"] and correct(row))
@@ -81,7 +83,7 @@ def test_compare_shows_deltas_and_flipped_items(test_split_run, tmp_path):
         (changed / name / "summary.json").write_text(json.dumps(summary))
     (changed / "suite.json").write_text((out / "suite.json").read_text())
     result = compare_runs(out, changed, tmp_path / "compare")
-    assert set(result) == {"golden", "golden-b"}
+    assert set(result) == set(names) >= {"golden", "golden-b", "golden-c"}
     for pair in result.values():
         assert pair["fixed"] == [] and len(pair["broken"]) == 1
         delta = next(m for m in pair["metrics"] if m["metric"] == "false_refusal_rate" and m["scope"] == "all")
