@@ -26,26 +26,35 @@ _LIST_CUES = re.compile(
     r"categories|strategies|pieces|items|activities|examples|list)\b", re.IGNORECASE)
 #: "Which sectors ...", "what levels ...": a question asking for several things by a plural noun.
 _PLURAL_WHICH = re.compile(r"\b(which|what)\s+(?!(?:is|was|does|has|this|its|ones|else|kinds?|sorts?)\b)"
-                           r"([a-z]+[^s'\W]s)\b", re.IGNORECASE)
+                           r"(?:[a-z]+\s+)?([a-z]+[^s'\W]s)\b", re.IGNORECASE)
+#: A question asking how to reach someone: a phone number, an e-mail address, "what's the website".
+_CONTACT_ASKED = re.compile(r"\b(phone|telephone|fax) numbers?\b|\bhotline\b|\be-?mail address(es)?\b|"
+                            r"\b(what|which)(?:'s|\s+is|\s+are)\s+(?:\S+\s+){0,4}?(web ?sites?|url|web address)\b",
+                            re.IGNORECASE)
 _QUANTITY_CUES = re.compile(
-    r"\bhow (many|much|long|old|late|early|often|soon)\b|\bwhat (time|age|date|year|day|hours)\b|^\s*when\b|"
+    r"\bhow (many|much|long|old|late|early|often|soon|fast|quickly)\b|\bwithin how\b|" + _CONTACT_ASKED.pattern + "|"
+    r"\bwhat (time|age|date|year|day|hours)\b|^\s*when\b|"
     r"\bby (what|which) (date|day|time)\b|\b(deadline|latest|earliest|minimum|maximum|max|min|cap|limit|"
     r"at least|at most|age|cost|fee|wage|amount|number of|percent|percentage)\b", re.IGNORECASE)
 #: The unit a quantity question expects, from the words it uses (first match wins).
 _UNIT_CUES = [
+    ("contact", _CONTACT_ASKED),
+    ("rate", re.compile(r"\b(hourly|wage|wages|pay rate|rate of pay|per hour|an hour|salary)\b", re.IGNORECASE)),
     ("time", re.compile(r"\bhow (late|early)\b|\bwhat time\b|\buntil\s+\d|\b\d{1,2}\s*(am|pm)\b|"
-                        r"\b(start|end) time\b", re.IGNORECASE)),
+                        r"\b(start|end) time\b|\b(latest|earliest)\b.*\b(evening|night|morning|clock)\b|"
+                        r"\b(evening|night|morning)\b.*\b(latest|earliest)\b", re.IGNORECASE)),
     ("age", re.compile(r"\bhow old\b|\bwhat age\b|\bage\b|\baged\b|\bminimum age\b", re.IGNORECASE)),
     ("dollar", re.compile(r"\b(cost|costs|fee|fees|wage|wages|pay|salary|price|dollars?|funding|grant|fine|"
                           r"penalty|money)\b|\$", re.IGNORECASE)),
     ("minute", re.compile(r"\bminutes?\b|\bmeal (break|period)s?\b", re.IGNORECASE)),
-    ("hour", re.compile(r"\bhours?\b", re.IGNORECASE)),
+    ("hour", re.compile(r"\bhours?\b|\b(weekly|daily)\s+(max|maximum|cap|limit)\b|"
+                        r"\b(max|maximum|cap|limit)\s+(per|a)\s+(week|day)\b", re.IGNORECASE)),
     ("day", re.compile(r"\bdays?\b", re.IGNORECASE)),
     ("week", re.compile(r"\bweeks?\b", re.IGNORECASE)),
     ("date", re.compile(r"^\s*when\b|\bdate\b|\bdeadline\b|\bwhat year\b|\bby when\b|\beffective\b",
                         re.IGNORECASE)),
     ("percent", re.compile(r"\bpercent(age)?\b|%", re.IGNORECASE)),
-    ("duration", re.compile(r"\bhow long\b", re.IGNORECASE)),
+    ("duration", re.compile(r"\bhow (long|fast|quickly|soon)\b|\bwithin how\b", re.IGNORECASE)),
 ]
 _DURATIONS = {"hour", "minute", "day", "week", "month", "year"}
 _MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
@@ -152,8 +161,21 @@ def shape_of(question: str) -> QuestionShape:
     return QuestionShape(OTHER, "", stated)
 
 
+#: How one reaches someone: a phone number, an e-mail address, a web address.
+_CONTACT = re.compile(r"\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b|\b1-8\d\d-\w{3}-\w{4}\b|"
+                      r"\b[\w.+-]+@[\w-]+\.[\w.]+\b|\bhttps?://\S+|\bwww\.\S+|\b[\w-]+\.(gov|org|com|edu|net|us)\b",
+                      re.IGNORECASE)
+#: Pay stated as a rate: "$15 an hour", "$600 per week", "$13.00/hour".
+_RATE = re.compile(r"\$\s?\d[\d,]*(?:\.\d+)?\s*(?:(?:per|an?|each|every)\s+|/\s*)(hour|hr|day|week|month|year)\b",
+                   re.IGNORECASE)
+
+
 def answers_quantity(text: str, unit: str) -> bool:
     """Whether `text` states a quantity of the expected unit ("" expects any number)."""
+    if unit == "contact":
+        return bool(_CONTACT.search(text))
+    if unit == "rate":
+        return bool(_RATE.search(canonical(text)))
     found = quantities(text)
     if not unit:
         return bool(found)

@@ -1,7 +1,8 @@
-"""Reading a question's form: its ask inside a long story, the names it uses; and where a chunk's lines start."""
+"""Reading a question's form: its ask inside a long story, the names it uses, the kind of answer it wants;
+and where a chunk's lines start."""
 
 from wbl_assistant.gate import named_terms
-from wbl_assistant.questions import focus_of
+from wbl_assistant.questions import LIST, QUANTITY, YES_NO, answers_quantity, focus_of, shape_of
 from wbl_assistant.retrieval import paragraph_numbers
 from wbl_assistant.text import terms
 
@@ -27,6 +28,41 @@ def test_a_place_is_a_name_however_it_is_typed():
     assert set(terms("indiana")) <= named_terms("does indiana let 15 yr olds work til 9pm")
     assert set(terms("york")) <= named_terms("what are new york's rules")
     assert named_terms("can a student work til 9pm") == set()
+
+
+def test_a_question_asking_how_to_reach_someone_wants_a_contact():
+    shape = shape_of("What is the department's toll-free phone number?")
+    assert (shape.kind, shape.unit) == (QUANTITY, "contact")
+    assert answers_quantity("Call 1-800-555-0199 with questions.", "contact")
+    assert answers_quantity("Questions go to wbl@district.org.", "contact")
+    assert not answers_quantity("Call the department with questions.", "contact")
+    assert shape_of("Can I email the coordinator?").kind == YES_NO
+    assert shape_of("Before we post write-ups on the district website, what should we ask for?").unit != "contact"
+
+
+def test_a_wage_question_wants_pay_stated_as_a_rate():
+    assert shape_of("what's the hourly wage for interns").unit == "rate"
+    assert answers_quantity("Interns earned $15 an hour.", "rate")
+    assert answers_quantity("The stipend was $12.50/hour.", "rate")
+    assert not answers_quantity("The district received a $60,000 grant.", "rate")
+
+
+def test_how_fast_asks_for_a_duration():
+    assert shape_of("and how fast does the employer have to report it").unit == "duration"
+    assert shape_of("How quickly must an injury be reported?").unit == "duration"
+    assert answers_quantity("Report it within 24 hours.", "duration")
+    assert not answers_quantity("Report it to the department.", "duration")
+
+
+def test_the_latest_in_the_evening_asks_for_a_time_and_a_weekly_max_for_hours():
+    assert shape_of("what's the latest in the evening a minor can be on the clock?").unit == "time"
+    assert shape_of("What is the latest edition of the manual?").unit != "time"
+    assert shape_of("whats the weekly max for a 14 year old?").unit == "hour"
+
+
+def test_which_with_a_plural_two_words_on_asks_for_a_list():
+    assert shape_of("Which high schools did the interns come from?").kind == LIST
+    assert shape_of("Which school ran the pilot?").kind != LIST
 
 
 def test_paragraph_numbers_count_lines_and_table_cells():
