@@ -479,9 +479,11 @@ class IndexStore:
         return bool(name) and bool(self.meta().get(ids=[f"{BLOB_PREFIX}{name}:0"], include=[])["ids"])
 
     def _drop_blobs(self, keep: set[str]) -> None:
-        found = self.meta().get(where={"part": {"$gte": 0}}, include=["metadatas"])
-        stale = [record_id for record_id, m in zip(found["ids"], found["metadatas"], strict=True)
-                 if m.get("blob") not in keep]
+        """Delete the blobs not in `keep`. Reads ids only (a part's id names its blob): the parts' data, tens
+        of megabytes for a large index's lexical blob, stays where it is."""
+        ids = self.meta().get(include=[])["ids"]
+        stale = [record_id for record_id in ids if record_id.startswith(BLOB_PREFIX)
+                 and record_id[len(BLOB_PREFIX):].rpartition(":")[0] not in keep]
         if stale:
             self.meta().delete(ids=stale)
 

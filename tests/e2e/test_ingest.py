@@ -54,6 +54,19 @@ def test_cold_ingest_writes_chunks_with_full_metadata_then_skips_unchanged(setti
     assert not second.switched and second.snapshot == first.snapshot
 
 
+def test_garbage_collection_drops_unnamed_blobs_and_keeps_the_live_ones(settings):
+    copy_sample(settings, THREE[:1])
+    ingest(settings)
+    store = IndexStore(settings)
+    manifest = store.active()
+    store.save_blob("orphan", b"x" * 3_500_000)  # two parts
+    assert store.has_blob("orphan")
+    store.collect_garbage(manifest, grace_seconds=0)
+    assert not store.has_blob("orphan") and store.load_blob("orphan") is None
+    assert store.load_blob(manifest.lexical)
+    assert store.active() == manifest
+
+
 def test_changed_document_is_replaced_and_removed_one_is_gone(settings, make_pdf):
     copy_sample(settings, THREE)
     ingest(settings)
