@@ -142,6 +142,10 @@ def record_run(settings: Settings, report: IngestReport, action: str) -> None:
     IngestHistory(settings.ingest_history_path).record(report, cli_user(), action)
 
 
+#: A warning many files share is shown for this many of them, then counted.
+SAME_WARNING_SHOWN = 5
+
+
 def print_ingest_summary(report: IngestReport, settings: Settings) -> None:
     table = Table(title="Ingest summary", show_edge=False)
     for status in STATUSES:
@@ -153,9 +157,17 @@ def print_ingest_summary(report: IngestReport, settings: Settings) -> None:
     for result in report.failed:
         console.print("[red]failed[/red] ", end="")
         console.print(f"{result.file or result.doc_id}: {result.reason}", markup=False)
+    by_text: dict[str, list[str]] = {}
     for result in report.warnings:
-        console.print("[yellow]warning[/yellow] ", end="")
-        console.print(f"{result.file}: {result.warning}", markup=False)
+        by_text.setdefault(result.warning, []).append(result.file)
+    for warning, files in by_text.items():
+        shown = files if len(files) <= SAME_WARNING_SHOWN + 1 else files[:SAME_WARNING_SHOWN]
+        for file in shown:
+            console.print("[yellow]warning[/yellow] ", end="")
+            console.print(f"{file}: {warning}", markup=False)
+        if len(shown) < len(files):
+            console.print("[yellow]warning[/yellow] ", end="")
+            console.print(f"... and {len(files) - len(shown)} more files: {warning}", markup=False)
     for result in (r for r in report.results if r.changes):
         from .editions import report_files
 
