@@ -28,9 +28,10 @@ import gradio as gr
 from .answering import Answer
 from .assistant import Assistant, QuestionError
 from .catalog import EDITABLE, CatalogConflict, CatalogError
+from .change_answers import replaced_edition_note
 from .config import Settings
 from .corpus import STATUS_RETIRED, CorpusManager, LibraryError, LibraryRow, UploadRefused
-from .editions import replaced_edition_note, report_markdown
+from .editions import report_markdown
 from .embeddings import limit_threads
 from .feedback import FeedbackError, FeedbackLog
 from .ingestion import STATUSES, IngestError, IngestReport

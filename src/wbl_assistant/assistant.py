@@ -17,8 +17,8 @@ from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 
 from .answering import Answer, AnswerContext, Composed, QuestionPart, concept_weights_of
 from .backends import Backend, make_backend
+from .change_answers import change_answer
 from .config import Settings
-from .editions import change_answer
 from .gate import measure_evidence
 from .questions import focus_of, question_parts, shape_of
 from .retrieval import IndexReader, Retrieval
@@ -176,7 +176,7 @@ class Assistant:
     def _answer(self, contexts: Iterator[AnswerContext]) -> Iterator[str | Answer]:
         for context in contexts:
             changes = change_answer(context, self.reader.store, self.settings.answer_words)
-            if changes is not None:  # "what changed?": answered from the document's change report (editions.py)
+            if changes is not None:  # "what changed?": answered from the document's change report (change_answers.py)
                 context.abstain = False
                 yield from changes.stream()
                 answer = self._finish(context, changes)

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
+import json
 import os
 import re
 import time
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,8 @@ KIND = re.compile(r"[A-Za-z][A-Za-z -]*")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: How long a writer waits for another one to finish saving before it gives up.
 LOCK_WAIT = 30.0
+#: The parsed catalog, kept in the data folder by `load_catalog(..., cache_dir)`.
+CACHE_FILE = "catalog-cache.json"
 
 
 class CatalogError(ValueError):
@@ -72,16 +76,48 @@ class CatalogEntry:
         return {key: getattr(self, key) for key in EDITABLE}
 
 
-def load_catalog(path: Path) -> dict[str, CatalogEntry]:
+def load_catalog(path: Path, cache_dir: Path | None = None) -> dict[str, CatalogEntry]:
     """Entries by file name, retired ones included. A missing catalog is an empty one: every PDF is then
-    uncatalogued."""
+    uncatalogued. With `cache_dir`, the parsed entries are kept there under the file's hash: a state-wide
+    catalog of thousands of entries takes tomllib a fifth of a second, which every no-op ingest would pay."""
     if not path.exists():
         return {}
+    raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    cached = _cached_entries(cache_dir, digest) if cache_dir is not None else None
+    if cached is not None:
+        return cached
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise CatalogError(f"{path}: not valid TOML ({error})") from None
-    return _entries(data, path)
+    entries = _entries(data, path)
+    if cache_dir is not None:
+        _cache_entries(cache_dir, digest, entries)
+    return entries
+
+
+def _cached_entries(cache_dir: Path, digest: str) -> dict[str, CatalogEntry] | None:
+    try:
+        data = json.loads((cache_dir / CACHE_FILE).read_text(encoding="utf-8"))
+        if data.get("sha256") != digest:
+            return None
+        return {item["file"]: CatalogEntry(**item) for item in data["entries"]}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _cache_entries(cache_dir: Path, digest: str, entries: dict[str, CatalogEntry]) -> None:
+    """Best effort: a cache that cannot be written only costs the next run a parse."""
+    target = cache_dir / CACHE_FILE
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps({"sha256": digest, "entries": [asdict(e) for e in entries.values()]}),
+                           encoding="utf-8")
+        os.replace(partial, target)
+    except OSError:
+        return
 
 
 def _entries(data: Mapping[str, Any], path: Path) -> dict[str, CatalogEntry]:

@@ -132,9 +132,6 @@ class BertEncoder:
     def embed_query(self, text: str) -> list[float]:
         return self.encode([text])[0].tolist()
 
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return [row.tolist() for start in range(0, len(texts), 32) for row in self.encode(texts[start:start + 32])]
-
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit vectors of `texts` (float32), one row each."""
         encoded = self.tokenizer.encode_batch(texts)

@@ -182,7 +182,7 @@ def ingest(settings: Settings, *, rebuild: bool = False, progress: Progress | No
     if not pdfs:
         raise IngestError(f"{corpus} holds no PDF files; nothing was changed")
     try:
-        catalog = load_catalog(settings.catalog_path)
+        catalog = load_catalog(settings.catalog_path, cache_dir=settings.data_dir)
         glossary = load_glossary(settings.glossary_path)
     except (ValueError, GlossaryError) as error:
         raise IngestError(str(error)) from None
@@ -216,7 +216,7 @@ class _Run:
         if active is not None and store.missing_chunks(active):
             logger.warning("the live index is incomplete (its chunks are missing): re-ingesting everything")
             active = None
-        store.collect_garbage(active, settings.retire_grace)
+        active = store.collect_garbage(active, settings.retire_grace)
         pipeline = pipeline_fingerprint(settings)
         reusable = (active is not None and not self.rebuild
                     and all(active.pipeline.get(k) == v for k, v in pipeline.items()))
@@ -234,6 +234,8 @@ class _Run:
             report.snapshot = active.snapshot
             return report
         try:
+            if to_process:
+                store.owe_garbage_collection()
             documents, dims = self._process(plans, to_process, reusable)
             report.results += [_result(p, reusable) for p in plans]
             report.results += [DocumentResult(d, previous_docs[d].get("file", ""), "removed") for d in removed]

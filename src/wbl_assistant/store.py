@@ -31,7 +31,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,9 @@ logger = logging.getLogger(__name__)
 RECORD_FORMAT = 6
 POINTER_ID = "active"
 LEASE_ID = "writer-lease"
+#: Present while chunks may exist that no manifest names (a run wrote some and has not yet collected garbage):
+#: without it and without retired versions, garbage collection has nothing to look for.
+GARBAGE_OWED_ID = "garbage-owed"
 BLOB_PREFIX = "blob:"
 #: Characters of base64 per blob record (about 3 MB of data).
 BLOB_PART_CHARS = 4_000_000
@@ -95,7 +98,15 @@ def _fresh_embedded(settings: Settings, chroma_settings: ChromaSettings) -> chro
                  if view.holders == 0 and view.idle_since is not None and now - view.idle_since >= VIEW_LINGER]
     for name in stale:
         _stop_view(name)
-    return chromadb.PersistentClient(path=alias, settings=chroma_settings)
+    return _persistent_client(alias, chroma_settings)
+
+
+def _persistent_client(path: str, chroma_settings: ChromaSettings) -> chromadb.ClientAPI:
+    """A PersistentClient, made one at a time: Chroma registers a path's system before starting it, so a
+    second thread opening the same path meanwhile gets a half-started system, fails, and stops it under the
+    first (KeyError, "no attribute 'bindings'")."""
+    with _views_lock:
+        return chromadb.PersistentClient(path=path, settings=chroma_settings)
 
 
 def hold_view(alias: str | None, owner: object) -> weakref.finalize | None:
@@ -153,7 +164,7 @@ def connect(settings: Settings, fresh: bool = False) -> chromadb.ClientAPI:
     settings.chroma_path.mkdir(parents=True, exist_ok=True)
     if fresh:
         return _fresh_embedded(settings, chroma_settings)
-    return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+    return _persistent_client(str(settings.chroma_path), chroma_settings)
 
 
 # -- the record format ------------------------------------------------------------------------------------
@@ -305,9 +316,13 @@ class IndexStore:
 
     @property
     def client(self) -> chromadb.ClientAPI:
-        if self._client is None:
-            self._client = connect(self.settings)
-        return self._client
+        client = self._client
+        if client is None:
+            with self._view_lock:
+                if self._client is None:
+                    self._client = connect(self.settings)
+                client = self._client
+        return client
 
     @property
     def chunks_name(self) -> str:
@@ -411,14 +426,24 @@ class IndexStore:
                            metadatas=[{"snapshot": manifest.snapshot, "format": RECORD_FORMAT}])
 
     def missing_chunks(self, manifest: Manifest) -> bool:
-        """Whether the live versions' chunks are not all there (the chunk collection was deleted or damaged)."""
-        expected = sum(int(d.get("chunks", 0)) for d in manifest.documents.values())
+        """Whether the live versions' chunks are gone (their collection was deleted). Asks only whether the
+        collection exists: the first read of a large collection costs about half a second (Chroma loads it),
+        which a no-op ingest should not pay."""
         try:
-            present = self.chunks(create=False).count()
+            self.chunks(create=False)
         except NotFoundError:
             self.forget_collections()
-            return expected > 0
-        return present < expected
+            return manifest.live_chunks > 0
+        return False
+
+    def owe_garbage_collection(self) -> None:
+        """Record, before writing chunks, that the next garbage collection must look for orphans (a run that
+        dies before activating leaves some)."""
+        self.meta().upsert(ids=[GARBAGE_OWED_ID], documents=[str(time.time())], embeddings=[META_VECTOR],
+                           metadatas=[{"owed": True}])
+
+    def _garbage_owed(self) -> bool:
+        return bool(self.meta().get(ids=[GARBAGE_OWED_ID], include=[])["ids"])
 
     def add(self, ids: list[str], documents: list[str], metadatas: list[dict], embeddings: Any) -> None:
         chunks = self.chunks()
@@ -428,31 +453,39 @@ class IndexStore:
             chunks.add(ids=ids[start:end], documents=documents[start:end], metadatas=metadatas[start:end],
                        embeddings=embeddings[start:end])
 
-    def collect_garbage(self, manifest: Manifest | None, grace_seconds: float) -> int:
+    def collect_garbage(self, manifest: Manifest | None, grace_seconds: float) -> Manifest | None:
         """Delete chunks of versions, and blobs (lexical indexes, edition texts, change reports), that are
-        neither live (named by the manifest) nor retired less than `grace_seconds` ago. Only the writer calls
-        this (it holds the lock), so nothing being written can be an orphan. Cheap when there is nothing to
-        delete (the common case): a count, no scan."""
+        neither live (named by the manifest) nor retired less than `grace_seconds` ago; returns the manifest
+        in force (re-activated without the retired versions it deleted). Only the writer calls this (it holds
+        the lock), so nothing being written can be an orphan. Free when there is nothing to delete (the common
+        case): with no retired version past its grace and no garbage owed, the chunk collection is not touched."""
         keep = set(manifest.live_versions) if manifest else set()
-        recent = {name for name, at in (manifest.retired if manifest else ()) if time.time() - at < grace_seconds}
+        retired = manifest.retired if manifest else ()
+        recent = {name for name, at in retired if time.time() - at < grace_seconds}
         self._drop_blobs((manifest.blobs if manifest else set()) | recent)
+        expired = any(name not in recent for name, _ in retired)
+        if manifest is not None and not expired and not self._garbage_owed():
+            return manifest
         try:
             chunks = self.chunks(create=False)
         except NotFoundError:
             self.forget_collections()
-            return 0
+            return manifest
         before = chunks.count()
-        if manifest is not None and before == manifest.live_chunks and not manifest.retired:
-            return 0
         keep |= recent
-        if keep:
+        only_live = manifest is not None and before == manifest.live_chunks and not recent
+        if keep and not only_live:
             chunks.delete(where={"version": {"$nin": sorted(keep)}})
-        elif before:
+        elif before and not keep:
             chunks.delete(where={"version": {"$ne": ""}})
         removed = before - chunks.count()
         if removed:
             logger.info("deleted %d chunks of retired or orphaned versions", removed)
-        return removed
+        if manifest is not None and expired:
+            manifest = replace(manifest, retired=tuple(item for item in retired if item[0] in recent))
+            self.activate(manifest)
+        self.meta().delete(ids=[GARBAGE_OWED_ID])
+        return manifest
 
     # -- blobs: the lexical index, stored in the meta collection so that every reader (and replica) finds it
 

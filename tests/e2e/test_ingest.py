@@ -252,6 +252,71 @@ def test_kill_9_midway_leaves_the_previous_index_and_the_next_run_repairs(settin
     assert IndexStore(settings).chunks().count() == len(records) == report.chunks
 
 
+def test_orphans_of_a_killed_run_are_deleted_by_the_next_run_even_with_nothing_to_write(settings):
+    copy_sample(settings, THREE[:1])
+    first = ingest(settings)
+    _, before = index_records(settings)
+    copy_sample(settings, THREE[1:])
+    marker = settings.data_dir.parent / "marker"
+    env = {**os.environ, "WBL_DATA_DIR": str(settings.data_dir), "WBL_CORPUS_DIR": str(settings.corpus_dir),
+           "WBL_CATALOG": str(settings.catalog_path)}
+    child = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(marker)], env=env)
+    deadline = time.time() + 120
+    while not marker.exists():
+        assert child.poll() is None and time.time() < deadline, "the ingest subprocess never got going"
+        time.sleep(0.1)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    for doc_id in THREE[1:]:
+        (settings.corpus_dir / f"{doc_id}.pdf").unlink()
+    assert IndexStore(settings).chunks().count() > len(before)
+
+    report = ingest(settings)
+    assert [r.status for r in report.results if r.doc_id == THREE[0]] == ["unchanged"]
+    assert not report.switched and report.snapshot == first.snapshot
+    assert IndexStore(settings).chunks().count() == len(before)
+
+
+class CountingStore(IndexStore):
+    """An IndexStore that counts how often the chunk collection is opened."""
+
+    opened = 0
+
+    def chunks(self, create: bool = True):
+        collection = super().chunks(create)
+        CountingStore.opened += 1
+        return collection
+
+
+def test_a_no_op_ingest_does_not_read_the_chunk_collection(settings, make_pdf):
+    copy_sample(settings, THREE[:2])
+    ingest(settings)
+    make_pdf("# New edition\n\nThe mentorship program now meets every week.\n",
+             settings.corpus_dir / "imbi-final-projects.pdf")
+    ingest(settings)  # retires the old version: within its grace, nothing is deletable yet
+    CountingStore.opened = 0
+    report = ingest(settings, store=CountingStore(settings))
+    assert {r.status for r in report.results} == {"unchanged"}
+    assert CountingStore.opened == 1, "only the existence check may open the chunk collection"
+
+
+def test_versions_past_their_grace_are_deleted_and_leave_the_manifest(settings, make_pdf):
+    copy_sample(settings, THREE[:2])
+    ingest(settings)
+    make_pdf("# New edition\n\nThe mentorship program now meets every week.\n",
+             settings.corpus_dir / "imbi-final-projects.pdf")
+    ingest(settings)
+    store = IndexStore(settings)
+    manifest = store.active()
+    assert manifest.retired, "the replaced version (and lexical index) should be retired, within their grace"
+    assert store.chunks().count() > manifest.live_chunks
+
+    ingest(settings.with_changes(retire_grace=0))
+    manifest = IndexStore(settings).active()
+    assert manifest.retired == ()
+    assert IndexStore(settings).chunks().count() == manifest.live_chunks
+
+
 @pytest.mark.server
 def test_server_mode_ingests_through_http(settings, chroma_server):
     host, port = chroma_server

@@ -227,3 +227,21 @@ def test_history_is_read_forgivingly_and_capped_by_dropping_the_oldest_lines(tmp
     read = history.read()
     assert read.skipped_lines and read.entries[-1]["who"] == "cli run39"
     assert json.loads(path.read_text().splitlines()[0])["action"] == "ingest"
+
+
+def test_the_parse_cache_gives_the_same_entries_and_follows_every_edit(path, tmp_path, monkeypatch):
+    cache = tmp_path / "data"
+    parsed = load_catalog(path, cache_dir=cache)
+    assert (cache / catalog.CACHE_FILE).is_file()
+
+    def no_parsing(text):
+        raise AssertionError("an unchanged catalog should come from the cache")
+
+    monkeypatch.setattr(catalog.tomllib, "loads", no_parsing)
+    assert load_catalog(path, cache_dir=cache) == parsed
+    monkeypatch.undo()
+
+    set_fields(path, "imbi-micro-internship.pdf", {"edition": "2024"})
+    assert load_catalog(path, cache_dir=cache)["imbi-micro-internship.pdf"].edition == "2024"
+    (cache / catalog.CACHE_FILE).write_text("{not json", encoding="utf-8")
+    assert load_catalog(path, cache_dir=cache)["imbi-micro-internship.pdf"].edition == "2024"

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from wbl_assistant.change_answers import is_change_question
 from wbl_assistant.config import Settings
 from wbl_assistant.editions import (
     ChangeReport,
@@ -18,7 +19,6 @@ from wbl_assistant.editions import (
     compare,
     edition_labels,
     facts_of,
-    is_change_question,
     items_to_review,
     moved_facts,
     report_files,
