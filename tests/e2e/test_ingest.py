@@ -226,7 +226,9 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_kill_9_midway_leaves_the_previous_index_and_the_next_run_repairs(settings, make_pdf):
+def ingest_then_kill_midway(settings):
+    """Ingest one document, then kill -9 an ingest of two more after its first; the first report and the
+    records from before."""
     copy_sample(settings, THREE[:1])
     first = ingest(settings)
     _, before = index_records(settings)
@@ -241,6 +243,11 @@ def test_kill_9_midway_leaves_the_previous_index_and_the_next_run_repairs(settin
         time.sleep(0.1)
     child.send_signal(signal.SIGKILL)
     child.wait()
+    return first, before
+
+
+def test_kill_9_midway_leaves_the_previous_index_and_the_next_run_repairs(settings, make_pdf):
+    first, before = ingest_then_kill_midway(settings)
 
     active, after = index_records(settings)
     assert active.snapshot == first.snapshot and after == before
@@ -253,20 +260,7 @@ def test_kill_9_midway_leaves_the_previous_index_and_the_next_run_repairs(settin
 
 
 def test_orphans_of_a_killed_run_are_deleted_by_the_next_run_even_with_nothing_to_write(settings):
-    copy_sample(settings, THREE[:1])
-    first = ingest(settings)
-    _, before = index_records(settings)
-    copy_sample(settings, THREE[1:])
-    marker = settings.data_dir.parent / "marker"
-    env = {**os.environ, "WBL_DATA_DIR": str(settings.data_dir), "WBL_CORPUS_DIR": str(settings.corpus_dir),
-           "WBL_CATALOG": str(settings.catalog_path)}
-    child = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(marker)], env=env)
-    deadline = time.time() + 120
-    while not marker.exists():
-        assert child.poll() is None and time.time() < deadline, "the ingest subprocess never got going"
-        time.sleep(0.1)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    first, before = ingest_then_kill_midway(settings)
     for doc_id in THREE[1:]:
         (settings.corpus_dir / f"{doc_id}.pdf").unlink()
     assert IndexStore(settings).chunks().count() > len(before)
