@@ -29,6 +29,7 @@ from .questions import (
     answers_quantity,
     conflicting_subject,
     holds_verdict,
+    quantities,
     states_bound,
 )
 from .retrieval import IndexSnapshot, Retrieval, RetrievedChunk, SentenceRecord
@@ -271,6 +272,7 @@ def select_sentences(context: AnswerContext, budget_words: int, candidates: list
     floor = max(c.relevance for c in candidates) * RELEVANCE_FLOOR
     concepts = concept_weights(context.retrieval)
     covered = set().union(*(c.terms for c in chosen))
+    stated = set().union(*(quantities(c.record.text) for c in chosen))
     sources = {c.chunk.doc_id for c in chosen}
     while words < budget_words:
         best, best_value = None, -1e9
@@ -279,7 +281,9 @@ def select_sentences(context: AnswerContext, budget_words: int, candidates: list
             if candidate in chosen or candidate.relevance < floor:
                 continue
             redundancy = max(float(candidate.record.vector @ c.record.vector) for c in chosen)
-            if redundancy > 0.9:
+            # Rows alike but for their numbers ("School week: max 18 hrs", "Non-school week: max 40 hrs") are
+            # sibling facts, not repeats: only a sentence adding no quantity is skipped as a near-copy.
+            if redundancy > 0.9 and not quantities(candidate.record.text) - stated:
                 continue
             gain = concept_coverage(concepts, covered | candidate.terms) - already
             value = candidate.relevance - 0.45 * redundancy + 0.25 * gain
@@ -294,6 +298,7 @@ def select_sentences(context: AnswerContext, budget_words: int, candidates: list
             break
         chosen.append(best)
         covered |= best.terms
+        stated |= quantities(best.record.text)
         sources.add(best.chunk.doc_id)
         words += length
     return _reading_order(chosen)

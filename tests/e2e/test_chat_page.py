@@ -81,6 +81,8 @@ def test_empty_chat_offers_example_questions_and_one_click_asks_it(page, tmp_pat
 def test_cited_answer_sources_and_the_cited_page(page, tmp_path):
     answer = ask(page, "How long was the IMBI micro-internship, and how many students took part?", 0)
     assert "[1]" in answer and "30 hours" in answer
+    # The sources panel follows the streamed answer in its own update: wait for it, not for a fixed time.
+    page.wait_for_function("() => document.querySelector('#sources').innerText.includes('[1]')", timeout=30_000)
     sources = page.inner_text("#sources")
     assert "[1]" in sources and "Micro-Internship" in sources and "page" in sources
     page.wait_for_selector("#page-image img")
