@@ -109,14 +109,10 @@ def _cached_entries(cache_dir: Path, digest: str) -> dict[str, CatalogEntry] | N
 
 def _cache_entries(cache_dir: Path, digest: str, entries: dict[str, CatalogEntry]) -> None:
     """Best effort: a cache that cannot be written only costs the next run a parse."""
-    target = cache_dir / CACHE_FILE
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-        partial.write_text(json.dumps({"sha256": digest, "entries": [asdict(e) for e in entries.values()]}),
-                           encoding="utf-8")
-        os.replace(partial, target)
-    except OSError:
+        _write_atomically(cache_dir / CACHE_FILE,
+                          json.dumps({"sha256": digest, "entries": [asdict(e) for e in entries.values()]}))
+    except (CatalogError, OSError):
         return
 
 

@@ -282,12 +282,17 @@ class CountingStore(IndexStore):
         return collection
 
 
-def test_a_no_op_ingest_does_not_read_the_chunk_collection(settings, make_pdf):
+def ingest_then_replace_one(settings, make_pdf) -> None:
+    """Ingest two documents, then a new edition of one: its old version is retired, within its grace."""
     copy_sample(settings, THREE[:2])
     ingest(settings)
     make_pdf("# New edition\n\nThe mentorship program now meets every week.\n",
              settings.corpus_dir / "imbi-final-projects.pdf")
-    ingest(settings)  # retires the old version: within its grace, nothing is deletable yet
+    ingest(settings)
+
+
+def test_a_no_op_ingest_does_not_read_the_chunk_collection(settings, make_pdf):
+    ingest_then_replace_one(settings, make_pdf)
     CountingStore.opened = 0
     report = ingest(settings, store=CountingStore(settings))
     assert {r.status for r in report.results} == {"unchanged"}
@@ -295,11 +300,7 @@ def test_a_no_op_ingest_does_not_read_the_chunk_collection(settings, make_pdf):
 
 
 def test_versions_past_their_grace_are_deleted_and_leave_the_manifest(settings, make_pdf):
-    copy_sample(settings, THREE[:2])
-    ingest(settings)
-    make_pdf("# New edition\n\nThe mentorship program now meets every week.\n",
-             settings.corpus_dir / "imbi-final-projects.pdf")
-    ingest(settings)
+    ingest_then_replace_one(settings, make_pdf)
     store = IndexStore(settings)
     manifest = store.active()
     assert manifest.retired, "the replaced version (and lexical index) should be retired, within their grace"
