@@ -53,6 +53,20 @@ def make_pdf(tmp_path: Path):
     return make
 
 
+def drop_chunk_collections(settings: Settings) -> list[str]:
+    """Delete this prefix's chunk data, as a competing ingest used to (the pointer then names nothing)."""
+    from wbl_assistant.store import connect
+
+    client = connect(settings)
+    dropped = []
+    for item in client.list_collections():
+        name = item if isinstance(item, str) else item.name
+        if name.startswith(settings.collection_prefix + "_") and name != f"{settings.collection_prefix}_meta":
+            client.delete_collection(name)
+            dropped.append(name)
+    return dropped
+
+
 def copy_sample(settings: Settings, slugs: list[str]) -> None:
     """Put some sample-corpus PDFs in the test's corpus, with their catalog entries."""
     import tomllib

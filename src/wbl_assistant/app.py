@@ -34,7 +34,7 @@ from .corpus import STATUS_RETIRED, CorpusManager, LibraryError, LibraryRow, Upl
 from .editions import report_markdown
 from .embeddings import limit_threads
 from .feedback import FeedbackError, FeedbackLog
-from .ingestion import STATUSES, IngestError, IngestReport
+from .ingest_state import STATUSES, IngestError, IngestReport
 from .pages import PageError, render_page
 from .store import StoreError
 
@@ -56,6 +56,10 @@ CSS = """
 NO_UPLOADS = 1
 #: Gradio's cache of uploads and rendered pages: checked every 10 minutes, files older than an hour deleted.
 CACHE_CLEANUP = (600, 3600)
+#: Streamed text is sent at most this often (seconds), the first time after one interval. Each update costs
+#: the page's one Python thread about 10 ms (it serializes every output), and the extractive answer is
+#: complete within the first interval: it goes out once, with its sources; an LLM's text streams.
+STREAM_INTERVAL = 0.1
 
 
 def escape_text(text: str) -> str:
@@ -182,12 +186,14 @@ class ChatPage:
         yield chat, turns, "", gr.update(), gr.update(), gr.update(), ""
         answer = None
         try:
-            text = ""
+            text, sent = "", time.monotonic()
             for event in self.assistant.stream(message, history_of(turns)):
                 if isinstance(event, Answer):
                     answer = event
-                else:
-                    text += event
+                    continue
+                text += event
+                if time.monotonic() - sent >= STREAM_INTERVAL:
+                    sent = time.monotonic()
                     chat[-1] = {"role": "assistant", "content": escape_text(text)}
                     yield chat, turns, "", gr.update(), gr.update(), gr.update(), ""
         except QuestionError as error:
@@ -231,7 +237,8 @@ class ChatPage:
             return None, f"The PDF of {title} is no longer in the corpus folder."
         ocr_words = (self.settings.ocr_cache_dir, entry.get("sha256", "")) if entry.get("ocr_pages") else None
         try:
-            image = render_page(path, citation.page, citation.quote, self.settings.render_max_px, ocr_words)
+            image = render_page(path, citation.page, citation.quote, self.settings.render_max_px,
+                                self.settings.page_cache_dir, ocr_words)
         except PageError as error:
             return None, f"Cannot show page {citation.page} of {title}: {escape_text(str(error))}"
         return image, f"\\[{citation.n}\\] {title}, page {citation.page} (cited passage highlighted)"
@@ -476,7 +483,7 @@ class LibraryTab:
         if path is None:
             return None, f"The PDF of {title} is not in the corpus folder."
         try:
-            image = render_page(path, 1, "", self.settings.render_max_px)
+            image = render_page(path, 1, "", self.settings.render_max_px, self.settings.page_cache_dir)
         except PageError as error:
             return None, f"Cannot show page 1 of {title}: {escape_text(str(error))}"
         pages = f" of {row.pages}" if row.pages else ""
@@ -619,7 +626,7 @@ def build_layout(settings: Settings, page: ChatPage) -> gr.Blocks:
                 sources = gr.HTML(sources_html(None), elem_id="sources")
                 source_pick = gr.Radio(label="Show the cited page", choices=[], elem_id="source-pick")
                 caption = gr.Markdown(elem_id="page-caption")
-                image = gr.Image(label="Cited page", type="pil", interactive=False, elem_id="page-image",
+                image = gr.Image(label="Cited page", type="filepath", interactive=False, elem_id="page-image",
                                  height=600)
         if settings.admin_password:
             with gr.Tab("Admin"):
@@ -687,7 +694,7 @@ def library_layout(settings: Settings, tab: LibraryTab) -> None:
                 restore = gr.Button("Restore", elem_id="library-restore")
         with gr.Column(scale=2):
             caption = gr.Markdown(elem_id="library-caption")
-            image = gr.Image(label="First page", type="pil", interactive=False, elem_id="library-page", height=520)
+            image = gr.Image(label="First page", type="filepath", interactive=False, elem_id="library-page", height=520)
     gr.Markdown(f"### Add or replace a PDF\nPDFs only, up to {settings.upload_max_mb} MB. Choosing the file fills "
                 "the fields from the entry of the document it replaces (same file name) or from the PDF itself.")
     upload = gr.File(label="PDF", file_types=[".pdf"], type="filepath", elem_id="library-file")
@@ -771,6 +778,7 @@ def launch(settings: Settings, host: str, port: int, assistant: Assistant | None
     max_upload = f"{settings.upload_max_mb}mb" if settings.admin_password else NO_UPLOADS
     guard = Middleware(RouteGuard, public_names=public_api_names(app), uploads=bool(settings.admin_password))
     app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=True,
-               max_file_size=max_upload, css=CSS, footer_links=[], allowed_paths=[], show_error=False,
+               max_file_size=max_upload, css=CSS, footer_links=[], allowed_paths=[str(settings.page_cache_dir)],
+               show_error=False,
                app_kwargs={"middleware": [guard]})
     return app

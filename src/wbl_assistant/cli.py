@@ -20,8 +20,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .config import ConfigError, Settings
-from .ingestion import STATUSES, IngestBusyError, IngestError, IngestReport
-from .ingestion import Progress as IngestProgress
+from .ingest_state import STATUSES, IngestBusyError, IngestError, IngestReport, unchanged_report
+from .ingest_state import Progress as IngestProgress
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -128,7 +128,10 @@ def ingest_progress(quiet: bool = False) -> Iterator[IngestProgress]:
 
 
 def run_ingest(settings: Settings, rebuild: bool = False, quiet: bool = False) -> IngestReport:
-    """Ingest with a progress bar on stderr (documents, chunks), as `ingest` and `serve` show it."""
+    """Ingest with a progress bar on stderr (documents, chunks), as `ingest` and `serve` show it. A run with
+    nothing to do is answered before the ingest machinery (Chroma, the PDF libraries) is even imported."""
+    if not rebuild and (quick := unchanged_report(settings)) is not None:
+        return quick
     from .ingestion import ingest
 
     with ingest_progress(quiet) as progress:

@@ -239,6 +239,26 @@ class Settings:
         return self.data_dir / "ocr"
 
     @property
+    def page_cache_dir(self) -> Path:
+        """Rendered cited pages, encoded once and served as files (see pages.py)."""
+        return self.data_dir / "pages"
+
+    @property
+    def chunks_collection(self) -> str:
+        """The Chroma collection holding the chunks of every stored document version."""
+        return f"{self.collection_prefix}_chunks"
+
+    @property
+    def meta_collection(self) -> str:
+        """The Chroma collection holding the manifest pointer and the blobs (see store.py)."""
+        return f"{self.collection_prefix}_meta"
+
+    @property
+    def legacy_collection_pattern(self) -> re.Pattern[str]:
+        """Names of this prefix's collections in the older format (one collection per generation)."""
+        return re.compile(rf"^{re.escape(self.collection_prefix)}_g\d{{8}}t\d{{6}}[0-9a-f]{{6}}_chunks$")
+
+    @property
     def uses_server(self) -> bool:
         return bool(self.chroma_host)
 

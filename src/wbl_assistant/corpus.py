@@ -35,7 +35,8 @@ from .catalog import (
 from .config import Settings
 from .extraction import DocumentError
 from .history import IngestHistory
-from .ingestion import IngestReport, Progress, file_sha256, ingest
+from .ingest_state import IngestReport, Progress
+from .ingestion import file_sha256, ingest
 from .ocr import OcrOptions
 from .sandbox import SandboxLimits, extract_isolated, pdf_info_isolated
 from .store import IndexStore

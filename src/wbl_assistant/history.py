@@ -17,11 +17,13 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .editions import ChangeReport, report_path
-from .ingestion import STATUSES, IngestReport
+from .ingest_state import STATUSES, IngestReport
 from .jsonl import JsonLines, parse_json_lines
+
+if TYPE_CHECKING:
+    from .editions import ChangeReport
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ def _change_report(changes: ChangeReport | None) -> dict[str, Any]:
     """An updated document's change report, for the history: where it is (under the data dir) and its counts."""
     if changes is None:
         return {}
+    from .editions import report_path  # editions needs Chroma; a run without changes does not import it
+
     return {"change_report": report_path(changes).as_posix(), "change_counts": changes.counts}
 
 

@@ -26,6 +26,18 @@ from .config import Settings
 from .editions import ChangeReport, record_edition
 from .embeddings import MODEL_NAME, embed_matrix, embedding_dims, load_embeddings
 from .extraction import DocumentError
+from .ingest_state import (
+    DocumentResult,
+    IngestBusyError,
+    IngestError,
+    IngestReport,
+    Progress,
+    clear_state,
+    corpus_pdfs,
+    inputs_digest,
+    save_state,
+    unchanged_report,
+)
 from .lexical import LexicalIndex, LexicalRow
 from .ocr import OcrOptions
 from .sandbox import Sandbox, SandboxLimits
@@ -37,70 +49,8 @@ logger = logging.getLogger(__name__)
 
 #: Bump when extraction or chunking changes what is stored: every document is then re-ingested.
 PIPELINE_FORMAT = 9
-STATUSES = ("added", "updated", "unchanged", "removed", "failed")
 #: Catalog fields copied into a document's manifest entry (and from there into its citations).
 CATALOG_FIELDS = ("title", "publisher", "edition", "kind", "audience", "sample", "catalogued")
-
-
-class IngestError(RuntimeError):
-    """The run as a whole cannot proceed (no corpus folder, unreadable catalog, Chroma unreachable)."""
-
-
-class IngestBusyError(IngestError):
-    """Another ingest of the same index is running."""
-
-
-@dataclass
-class DocumentResult:
-    doc_id: str
-    file: str
-    status: str
-    chunks: int = 0
-    pages: int = 0
-    reason: str = ""
-    warning: str = ""
-    #: Pages read by OCR: {"page", "confidence", "words", "indexed"}.
-    ocr_pages: list[dict[str, Any]] = field(default_factory=list)
-    #: What changed since the previous edition, when this ingest replaced the document's file.
-    changes: ChangeReport | None = None
-
-
-@dataclass
-class IngestReport:
-    results: list[DocumentResult] = field(default_factory=list)
-    seconds: float = 0.0
-    snapshot: str = ""
-    switched: bool = False
-
-    def count(self, status: str) -> int:
-        return sum(1 for r in self.results if r.status == status)
-
-    @property
-    def chunks(self) -> int:
-        return sum(r.chunks for r in self.results if r.status != "removed")
-
-    @property
-    def failed(self) -> list[DocumentResult]:
-        return [r for r in self.results if r.status == "failed"]
-
-    @property
-    def warnings(self) -> list[DocumentResult]:
-        return [r for r in self.results if r.warning]
-
-
-class Progress:
-    """Receives ingest progress; the CLI and the chat page's admin tab render it. Defaults do nothing."""
-
-    def planned(self, documents: int, to_process: int) -> None: ...
-
-    def processing(self, name: str) -> None: ...
-
-    def page(self, name: str, done: int, total: int) -> None: ...
-
-    def processed(self, name: str, chunks: int) -> None: ...
-
-    def ocr_page(self, name: str, page: int, pages: int) -> None:
-        """OCR starts on page `page` of the `pages` of document `name` (a few seconds per page)."""
 
 
 @dataclass
@@ -174,13 +124,16 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 def ingest(settings: Settings, *, rebuild: bool = False, progress: Progress | None = None,
            store: IndexStore | None = None, clock: Callable[[], float] = time.perf_counter) -> IngestReport:
     """Bring the index in line with `settings.corpus_dir`. See the module docstring."""
+    if not rebuild and store is None and (quick := unchanged_report(settings, clock)) is not None:
+        return quick
     started = clock()
     corpus = settings.corpus_dir
     if not corpus.is_dir():
         raise IngestError(f"no corpus folder at {corpus}")
-    pdfs = sorted(p for p in corpus.iterdir() if p.is_file() and p.suffix.lower() == ".pdf")
+    pdfs = corpus_pdfs(corpus)
     if not pdfs:
         raise IngestError(f"{corpus} holds no PDF files; nothing was changed")
+    digest = inputs_digest(settings, pdfs)  # before anything is read: a file changed after this is seen next run
     try:
         catalog = load_catalog(settings.catalog_path, cache_dir=settings.data_dir)
         glossary = load_glossary(settings.glossary_path)
@@ -189,8 +142,10 @@ def ingest(settings: Settings, *, rebuild: bool = False, progress: Progress | No
     store = store or IndexStore(settings)
     try:
         with store.writer_lock(settings.ingest_wait) as lock:
+            clear_state(settings)
             run = _Run(settings, store, progress or Progress(), rebuild)
             report = run.run(pdfs, catalog, [list(pair) for pair in glossary], lock.check)
+            save_state(settings, digest, report, run.gc_due())
     except WriterBusyError as error:
         raise IngestBusyError(str(error)) from None
     report.seconds = clock() - started
@@ -207,6 +162,12 @@ class _Run:
         self.rebuild = rebuild
         self.written: list[str] = []
         self.rows: list[LexicalRow] = []
+        self.manifest: Manifest | None = None
+
+    def gc_due(self) -> float | None:
+        """When the oldest retired version left by this run becomes due for deletion (None: none is left)."""
+        retired = self.manifest.retired if self.manifest else ()
+        return min(at for _, at in retired) + self.settings.retire_grace if retired else None
 
     def run(self, pdfs: list[Path], catalog: dict[str, CatalogEntry], glossary: list[list[str]],
             check_lock: Callable[[], None]) -> IngestReport:
@@ -232,6 +193,7 @@ class _Run:
         if active is not None and not to_process and not removed and not metadata_changed:
             report.results += [_result(p, reusable) for p in plans]
             report.snapshot = active.snapshot
+            self.manifest = active
             return report
         try:
             if to_process:
@@ -260,7 +222,7 @@ class _Run:
             self._discard_written()
             raise
         report.snapshot, report.switched = manifest.snapshot, True
-        store.collect_garbage(manifest, settings.retire_grace)
+        self.manifest = store.collect_garbage(manifest, settings.retire_grace)
         return report
 
     def _process(self, plans: list[_Planned], to_process: list[_Planned],

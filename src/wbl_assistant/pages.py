@@ -3,12 +3,19 @@
 Any chat user can ask for a render, and a PDF can declare a page of any size, so the render is capped in
 pixels (`WBL_RENDER_MAX_PX` on the longest side) whatever the page's size. On a scanned page the quote is
 found among the OCR words (see ocr.py) instead of the missing text layer.
+
+Each image is encoded once into a cache folder, under a name made from what it shows, and written under a
+temporary name then renamed: twenty sessions citing the same page cost one render and one encoding, and none
+of them can be served a half-written file (the page hands out a file path; the web server streams it).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
 import threading
-from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -18,33 +25,73 @@ from .ocr import page_quote_boxes
 #: Scale of a normal page (points to pixels) when the cap does not bind: about 115 dpi.
 PAGE_SCALE = 1.6
 
+#: Images kept in the cache folder; beyond this the least recently used go.
+CACHED_IMAGES = 256
+
 
 class PageError(ValueError):
     """The page cannot be shown; the message says why."""
 
 
-def render_page(path: Path, page: int, quote: str, max_px: int,
-                ocr_words: tuple[Path, str] | None = None) -> Image.Image:
-    """Page `page` (1-based) of the PDF at `path`, the lines of `quote` shaded, no side over `max_px`.
+def render_page(path: Path, page: int, quote: str, max_px: int, cache_dir: Path,
+                ocr_words: tuple[Path, str] | None = None) -> Path:
+    """The image file of page `page` (1-based) of the PDF at `path`, the lines of `quote` shaded, no side over
+    `max_px`, in `cache_dir`.
 
     A scanned page has no text layer to find the quote in: with `ocr_words` (the OCR cache folder and the
     file's hash) the quote is found among the page's OCR words instead."""
     try:
-        mtime = path.stat().st_mtime
+        stat = path.stat()
     except OSError:
         raise PageError("the PDF is no longer in the corpus folder") from None
-    return _render(str(path), mtime, page, quote, max_px, ocr_words)
+    shown = [str(path.resolve()), stat.st_mtime_ns, stat.st_size, page, quote, max_px,
+             [str(ocr_words[0]), ocr_words[1]] if ocr_words else None]
+    target = cache_dir / f"{hashlib.sha256(json.dumps(shown).encode()).hexdigest()[:32]}.webp"
+    if _touch(target):
+        return target
+    with _PDFIUM:
+        image = _render_locked(str(path), page, quote, max_px, ocr_words)
+    _write_image(image, target)
+    _prune(cache_dir, CACHED_IMAGES)
+    return target
 
 
 #: PDFium is not thread-safe: two renders at once crash the process (seen with concurrent chat sessions).
 _PDFIUM = threading.Lock()
 
 
-@lru_cache(maxsize=64)
-def _render(path: str, mtime: float, page: int, quote: str, max_px: int,
-            ocr_words: tuple[Path, str] | None) -> Image.Image:
-    with _PDFIUM:
-        return _render_locked(path, page, quote, max_px, ocr_words)
+def _touch(target: Path) -> bool:
+    """Whether `target` exists; marks it recently used if it does."""
+    try:
+        os.utime(target)
+    except OSError:
+        return False
+    return True
+
+
+def _write_image(image: Image.Image, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(dir=target.parent, prefix=".render-", suffix=".webp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            image.save(out, format="WEBP")
+        os.replace(staging, target)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+
+
+def _prune(cache_dir: Path, keep: int) -> None:
+    """Drop the least recently used images beyond `keep` (another process may be pruning too)."""
+    images = []
+    for entry in os.scandir(cache_dir):
+        if entry.name.endswith(".webp") and not entry.name.startswith("."):
+            try:
+                images.append((entry.stat().st_mtime_ns, entry.path))
+            except OSError:
+                continue
+    for _, stale in sorted(images, reverse=True)[keep:]:
+        Path(stale).unlink(missing_ok=True)
 
 
 def _render_locked(path: str, page: int, quote: str, max_px: int, ocr_words: tuple[Path, str] | None) -> Image.Image:

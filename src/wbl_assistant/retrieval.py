@@ -15,7 +15,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from chromadb.errors import ChromaError, NotFoundError
@@ -28,6 +28,7 @@ from .text import terms
 from .vocabulary import Concept, Lexicon
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RRF_K = 60
 # A query term found in at most this many chunks (a name, a code) makes the BM25 ranking count double.
@@ -36,6 +37,9 @@ RARE_TERM_CHUNKS = 2
 DOCUMENT_FIELDS = ("title", "publisher", "edition", "kind", "audience")
 #: Chunks kept decoded in memory between questions.
 CHUNK_CACHE = 4096
+#: Question texts whose vectors a reader keeps: the same question (an example clicked on the page, a retry,
+#: a follow-up's standalone form asked again) is embedded once, about 20 ms of CPU each.
+QUERY_VECTORS = 2048
 
 
 class NotIngestedError(RuntimeError):
@@ -85,27 +89,34 @@ class Chunk:
     heading: SentenceRecord | None
 
 
-class ChunkCache:
-    """Decoded chunks by id, least recently used dropped first; shared by a reader's snapshots."""
+class RecentlyUsed(Generic[T]):
+    """A thread-safe map of at most `size` items, the least recently used dropped first."""
 
-    def __init__(self, size: int = CHUNK_CACHE) -> None:
+    def __init__(self, size: int) -> None:
         self.size = size
-        self._items: OrderedDict[str, Chunk] = OrderedDict()
+        self._items: OrderedDict[str, T] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, chunk_id: str) -> Chunk | None:
+    def get(self, key: str) -> T | None:
         with self._lock:
-            item = self._items.get(chunk_id)
+            item = self._items.get(key)
             if item is not None:
-                self._items.move_to_end(chunk_id)
+                self._items.move_to_end(key)
             return item
 
-    def put(self, chunk: Chunk) -> None:
+    def put(self, key: str, item: T) -> None:
         with self._lock:
-            self._items[chunk.chunk_id] = chunk
-            self._items.move_to_end(chunk.chunk_id)
+            self._items[key] = item
+            self._items.move_to_end(key)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
+
+
+class ChunkCache(RecentlyUsed[Chunk]):
+    """Decoded chunks by id; shared by a reader's snapshots."""
+
+    def __init__(self, size: int = CHUNK_CACHE) -> None:
+        super().__init__(size)
 
 
 def paragraph_numbers(text: str, units: list[str]) -> list[int]:
@@ -195,7 +206,7 @@ class IndexSnapshot:
                 raise SnapshotGone(str(error)) from None
             for n, chunk_id in enumerate(got["ids"]):
                 chunk = self._decode(chunk_id, got["documents"][n], got["metadatas"][n], got["embeddings"][n])
-                self.cache.put(chunk)
+                self.cache.put(chunk.chunk_id, chunk)
                 found[chunk_id] = chunk
             if len(found) < len(set(chunk_ids)):
                 raise SnapshotGone("chunks of this snapshot are no longer in the index")
@@ -286,6 +297,7 @@ class IndexReader:
         self.settings = settings
         self.store = store or IndexStore(settings)
         self.cache = ChunkCache()
+        self._vectors: RecentlyUsed[np.ndarray] = RecentlyUsed(QUERY_VECTORS)
         self._snapshot: IndexSnapshot | None = None
         self._loading = threading.Lock()
 
@@ -326,7 +338,13 @@ class IndexReader:
         return load_query_encoder(self.settings.embedding_model, self.settings.embed_batch_size)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return np.asarray(self.embedder().embed_query(text), dtype=np.float32)
+        """The query's unit vector (read-only: it is shared with later askers of the same text)."""
+        vector = self._vectors.get(text)
+        if vector is None:
+            vector = np.asarray(self.embedder().embed_query(text), dtype=np.float32)
+            vector.flags.writeable = False
+            self._vectors.put(text, vector)
+        return vector
 
     def retrieve(self, query: str, k: int, kinds: list[str] | None = None, doc_ids: list[str] | None = None,
                  query_vector: np.ndarray | None = None, depth: int = 10, focus: str = "") -> Retrieval:

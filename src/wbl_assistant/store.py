@@ -42,16 +42,13 @@ from chromadb.errors import NotFoundError
 
 from .config import Settings
 from .embeddings import ChromaEmbeddings
+from .index_names import GARBAGE_OWED_ID, POINTER_ID
 
 logger = logging.getLogger(__name__)
 
 #: Bump when what a record holds changes: every document is then re-ingested.
 RECORD_FORMAT = 6
-POINTER_ID = "active"
 LEASE_ID = "writer-lease"
-#: Present while chunks may exist that no manifest names (a run wrote some and has not yet collected garbage):
-#: without it and without retired versions, garbage collection has nothing to look for.
-GARBAGE_OWED_ID = "garbage-owed"
 BLOB_PREFIX = "blob:"
 #: Characters of base64 per blob record (about 3 MB of data).
 BLOB_PART_CHARS = 4_000_000
@@ -326,11 +323,11 @@ class IndexStore:
 
     @property
     def chunks_name(self) -> str:
-        return f"{self.prefix}_chunks"
+        return self.settings.chunks_collection
 
     @property
     def meta_name(self) -> str:
-        return f"{self.prefix}_meta"
+        return self.settings.meta_collection
 
     def refresh(self) -> None:
         """Embedded: open the data dir afresh, so that what other processes wrote is seen."""
@@ -522,9 +519,7 @@ class IndexStore:
 
     def drop_legacy_collections(self) -> list[str]:
         """Delete this prefix's collections from older record formats (one collection per generation)."""
-        import re
-
-        pattern = re.compile(rf"^{re.escape(self.prefix)}_g\d{{8}}t\d{{6}}[0-9a-f]{{6}}_chunks$")
+        pattern = self.settings.legacy_collection_pattern
         dropped = []
         for item in self.client.list_collections():
             name = item if isinstance(item, str) else item.name

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, copy_sample, free_port
+from conftest import ROOT, copy_sample, drop_chunk_collections, free_port
 from wbl_assistant.config import Settings
 from wbl_assistant.ingestion import ingest
 
@@ -101,7 +101,8 @@ STALLED_INGEST = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from wbl_assistant.config import Settings
-    from wbl_assistant.ingestion import Progress, ingest
+    from wbl_assistant.ingest_state import Progress
+    from wbl_assistant.ingestion import ingest
 
     class Stall(Progress):
         def processed(self, name, chunks):
@@ -189,20 +190,6 @@ def test_an_expired_lease_of_a_dead_writer_is_taken_over(settings, chroma_server
         taker.check()
     finally:
         taker.release()
-
-
-def drop_chunk_collections(settings: Settings) -> list[str]:
-    """Delete this prefix's chunk data, as a competing ingest used to (the pointer then names nothing)."""
-    from wbl_assistant.store import connect
-
-    client = connect(settings)
-    dropped = []
-    for item in client.list_collections():
-        name = item if isinstance(item, str) else item.name
-        if name.startswith(settings.collection_prefix + "_") and name != f"{settings.collection_prefix}_meta":
-            client.delete_collection(name)
-            dropped.append(name)
-    return dropped
 
 
 def test_pointer_to_missing_data_counts_as_no_index_and_plain_ingest_repairs(two_docs, make_pdf, tmp_path):
@@ -473,17 +460,76 @@ def test_a_new_edition_that_breaks_a_limit_never_replaces_the_old_file(two_docs,
 
 
 def test_a_5000_pt_page_is_rendered_within_the_pixel_cap(settings):
+    from PIL import Image
+
     from wbl_assistant.pages import render_page
 
     path = settings.corpus_dir / "huge.pdf"
     path.write_bytes(huge_page_pdf(5000))
     assert path.stat().st_size < 1000
-    image = render_page(path, 1, "A very large page", settings.render_max_px)
+    image = Image.open(render_page(path, 1, "A very large page", settings.render_max_px, settings.page_cache_dir))
     assert max(image.size) <= 2000
     assert max(image.size) >= 1900, "the cap should bind, not shrink the page to nothing"
 
 
+def test_concurrent_renders_of_one_page_never_hand_out_a_partial_file(settings, make_pdf, monkeypatch):
+    """Twenty sessions citing the same page once raced on one cache file (the web server streamed it while
+    another request rewrote it: "Response content shorter than Content-Length"). Now the image is written
+    once, under a temporary name, and every reader sees the whole file."""
+    from PIL import Image
+
+    from wbl_assistant import pages
+
+    path = make_pdf("# Mentors\n\nInterns meet their workplace mentor every Tuesday afternoon.\n",
+                    settings.corpus_dir / "mentors.pdf")
+    renders = []
+    render = pages._render_locked
+    monkeypatch.setattr(pages, "_render_locked", lambda *a: renders.append(a) or render(*a))
+    sizes: list[int] = []
+    results: list[Path] = []
+    start = threading.Barrier(8)
+
+    def session() -> None:
+        start.wait()
+        shown = pages.render_page(path, 1, "Interns meet their workplace mentor", 2000, settings.page_cache_dir)
+        results.append(shown)
+        sizes.append(len(shown.read_bytes()))
+
+    threads = [threading.Thread(target=session) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(results)) == 1 and len(results) == 8
+    assert set(sizes) == {results[0].stat().st_size}
+    Image.open(results[0]).verify()
+    assert not [p for p in settings.page_cache_dir.iterdir() if p.name.startswith(".")], "no staging file left"
+    before = len(renders)
+    assert pages.render_page(path, 1, "Interns meet their workplace mentor", 2000,
+                             settings.page_cache_dir) == results[0]
+    assert len(renders) == before, "a repeat is served from the cache, not rendered again"
+    other = pages.render_page(path, 1, "", 2000, settings.page_cache_dir)
+    assert other != results[0], "another quote is another image"
+
+
+def test_the_page_image_cache_keeps_the_most_recently_used(settings, make_pdf, monkeypatch):
+    from wbl_assistant import pages
+
+    monkeypatch.setattr(pages, "CACHED_IMAGES", 2)
+    path = make_pdf("# One\n\nFirst page text for the cache test.\n", settings.corpus_dir / "one.pdf")
+    first = pages.render_page(path, 1, "", 600, settings.page_cache_dir)
+    time.sleep(0.01)
+    second = pages.render_page(path, 1, "First page text for the cache", 600, settings.page_cache_dir)
+    time.sleep(0.01)
+    assert pages.render_page(path, 1, "", 600, settings.page_cache_dir) == first  # used again: now the newest
+    time.sleep(0.01)
+    third = pages.render_page(path, 1, "", 900, settings.page_cache_dir)
+    assert first.exists() and third.exists() and not second.exists()
+
+
 def test_the_chat_page_shows_a_cited_page_of_5000_pt_within_the_pixel_cap(two_docs):
+    from PIL import Image
+
     from wbl_assistant.app import ChatPage
     from wbl_assistant.assistant import Assistant
 
@@ -494,7 +540,7 @@ def test_the_chat_page_shows_a_cited_page_of_5000_pt_within_the_pixel_cap(two_do
     (two_docs.corpus_dir / file).write_bytes(huge_page_pdf(5000, pages=citation.page))
     image, caption = page.page_image(answer, str(citation.n))
     assert image is not None, caption
-    assert 1900 <= max(image.size) <= 2000
+    assert 1900 <= max(Image.open(image).size) <= 2000
 
 
 # -- the llama.cpp backend --------------------------------------------------------------------------------

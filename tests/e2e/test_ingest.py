@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, copy_sample
-from wbl_assistant.ingestion import IngestError, ingest
+from conftest import ROOT, copy_sample, drop_chunk_collections
+from wbl_assistant.ingest_state import IngestError
+from wbl_assistant.ingestion import ingest
 from wbl_assistant.store import IndexStore
 
 THREE = ["imbi-final-projects", "equity-recruitment-rubric", "wbl-quality-criteria"]
@@ -215,7 +216,8 @@ KILL_SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from wbl_assistant.config import Settings
-    from wbl_assistant.ingestion import Progress, ingest
+    from wbl_assistant.ingest_state import Progress
+    from wbl_assistant.ingestion import ingest
 
     class StallAfterFirst(Progress):
         def processed(self, name, chunks):
@@ -345,3 +347,112 @@ def test_cli_reports_failures_with_exit_1_and_no_traceback(settings, make_pdf):
     missing = subprocess.run([*cli, "ingest"], env={**env, "WBL_CORPUS_DIR": "/nonexistent"},
                              capture_output=True, text=True, cwd=ROOT)
     assert missing.returncode == 2 and "no corpus folder" in missing.stderr and "Traceback" not in missing.stderr
+
+
+# -- a run with nothing to do, answered from the record the last complete run left (ingest_state.py) ----------
+
+def comparable(report):
+    return [(r.doc_id, r.file, r.status, r.chunks, r.pages, r.warning, r.ocr_pages) for r in report.results]
+
+
+def test_a_no_op_is_answered_from_the_record_without_opening_the_index(settings, make_pdf, monkeypatch):
+    ingest_then_replace_one(settings, make_pdf)
+    make_pdf("# Notes\n\nA document the catalog does not list.\n", settings.corpus_dir / "notes.pdf")
+    ingest(settings)
+    full = ingest(settings, store=IndexStore(settings))  # a store given: the full path, which records again
+    assert not full.switched and full.warnings
+    monkeypatch.setattr("wbl_assistant.ingestion.IndexStore", None)  # any use of the index would fail now
+    quick = ingest(settings)
+    assert comparable(quick) == comparable(full)
+    assert quick.snapshot == full.snapshot and not quick.switched
+
+
+def test_anything_ingest_reads_that_changed_takes_the_full_path(settings, make_pdf):
+    from wbl_assistant.ingest_state import unchanged_report
+
+    copy_sample(settings, THREE[:2])
+    ingest(settings)
+    assert unchanged_report(settings) is not None
+    pdf = settings.corpus_dir / f"{THREE[0]}.pdf"
+    os.utime(pdf, ns=(pdf.stat().st_atime_ns, pdf.stat().st_mtime_ns + 1_000_000))  # touched, same bytes
+    assert unchanged_report(settings) is None
+    report = ingest(settings)
+    assert {r.status for r in report.results} == {"unchanged"} and not report.switched
+    assert unchanged_report(settings) is not None, "the full run recorded its inputs again"
+
+    settings.catalog_path.write_text(settings.catalog_path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert unchanged_report(settings) is None
+    ingest(settings)
+    assert unchanged_report(settings.with_changes(chunk_size=settings.chunk_size + 1)) is None
+    make_pdf("# Extra\n\nOne more document.\n", settings.corpus_dir / "extra.pdf")
+    assert unchanged_report(settings) is None
+    assert [r.status for r in ingest(settings).results if r.doc_id == "extra"] == ["added"]
+
+
+def test_a_run_with_a_failure_or_a_missing_collection_leaves_no_shortcut(settings):
+    from wbl_assistant.ingest_state import state_path, unchanged_report
+
+    copy_sample(settings, THREE[:1])
+    (settings.corpus_dir / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    assert ingest(settings).failed
+    assert not state_path(settings).exists()
+    assert ingest(settings).failed, "the failure is reported again, not skipped"
+    (settings.corpus_dir / "broken.pdf").unlink()
+    ingest(settings)
+    assert unchanged_report(settings) is not None
+    assert drop_chunk_collections(settings)
+    assert unchanged_report(settings) is None
+    repaired = ingest(settings)
+    assert repaired.switched and repaired.chunks > 0
+
+
+def test_a_retired_version_due_for_deletion_takes_the_full_path(settings, make_pdf, monkeypatch):
+    from types import SimpleNamespace
+
+    from wbl_assistant import ingest_state
+
+    ingest_then_replace_one(settings, make_pdf)
+    due = json.loads(ingest_state.state_path(settings).read_text(encoding="utf-8"))["gc_due"]
+    assert due is not None and ingest_state.unchanged_report(settings) is not None
+    monkeypatch.setattr(ingest_state, "time", SimpleNamespace(time=lambda: due + 1, perf_counter=time.perf_counter))
+    assert ingest_state.unchanged_report(settings) is None
+
+
+def test_the_cli_answers_a_no_op_without_importing_chroma(settings):
+    copy_sample(settings, THREE[:1])
+    ingest(settings)
+    env = {**os.environ, "WBL_DATA_DIR": str(settings.data_dir), "WBL_CORPUS_DIR": str(settings.corpus_dir),
+           "WBL_CATALOG": str(settings.catalog_path), "HF_HUB_OFFLINE": "1"}
+    code = textwrap.dedent("""
+        import sys
+        from wbl_assistant.cli import main
+        try:
+            main(["ingest"])
+        except SystemExit as end:
+            print("exit", end.code, "chromadb" in sys.modules, "pypdf" in sys.modules)
+    """)
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert run.stdout.split() == ["exit", "0", "False", "False"], run.stdout + run.stderr[-2000:]
+    assert "index unchanged" in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.server
+def test_on_a_server_the_no_op_also_checks_the_pointer_and_owed_garbage(settings, chroma_server):
+    from dataclasses import replace
+
+    from wbl_assistant.ingest_state import unchanged_report
+
+    host, port = chroma_server
+    remote = settings.with_changes(chroma_host=host, chroma_port=port, collection_prefix="noop_test")
+    copy_sample(remote, THREE[:1])
+    first = ingest(remote)
+    quick = unchanged_report(remote)
+    assert quick is not None and quick.snapshot == first.snapshot and comparable(quick)[0][2] == "unchanged"
+
+    store = IndexStore(remote)  # another machine writes to the same server: the record no longer holds
+    store.owe_garbage_collection()
+    assert unchanged_report(remote) is None
+    ingest(remote)
+    assert unchanged_report(remote) is not None
+    store.activate(replace(store.active(), snapshot="s-from-another-machine"))
+    assert unchanged_report(remote) is None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pypdf
 import pytest
+from PIL import Image
 
 from conftest import ROOT
 from wbl_assistant import ocr
@@ -16,7 +17,8 @@ from wbl_assistant.assistant import Assistant
 from wbl_assistant.evaluation.dataset import load_dataset
 from wbl_assistant.evaluation.metrics import fact_present
 from wbl_assistant.extraction import read_pdf
-from wbl_assistant.ingestion import Progress, file_sha256, ingest
+from wbl_assistant.ingest_state import Progress
+from wbl_assistant.ingestion import file_sha256, ingest
 from wbl_assistant.ocr import OcrOptions, ocr_lines, recognize
 from wbl_assistant.store import IndexStore
 from wbl_assistant.text import normalize
@@ -121,7 +123,7 @@ def test_an_image_only_pdf_is_ocrd_ingested_and_answered_with_the_right_page(set
 
     image, caption = ChatPage(settings, assistant).page_image(answer, str(cited[0].n))
     assert image is not None and "page 2" in caption, caption
-    highlighted = sum(1 for r, _, b in image.getdata() if r - b > 40)
+    highlighted = sum(1 for r, _, b in Image.open(image).convert("RGB").getdata() if r - b > 40)
     assert highlighted > 500, "the quoted passage is shaded on the scanned page"
 
 

@@ -20,7 +20,7 @@ from wbl_assistant.catalog import (
     set_fields,
 )
 from wbl_assistant.history import IngestHistory
-from wbl_assistant.ingestion import DocumentResult, IngestReport
+from wbl_assistant.ingest_state import DocumentResult, IngestReport
 
 CATALOG = """\
 # What gets ingested: one entry per document in corpus/.

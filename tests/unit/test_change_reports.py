@@ -242,7 +242,7 @@ def test_the_edition_field_of_an_eval_item_must_be_text(tmp_path):
 def test_the_ingest_history_names_an_updated_documents_change_report():
     from wbl_assistant.app import history_markdown
     from wbl_assistant.history import run_entry
-    from wbl_assistant.ingestion import DocumentResult, IngestReport
+    from wbl_assistant.ingest_state import DocumentResult, IngestReport
 
     updated = DocumentResult(file="guide.pdf", doc_id="guide", status="updated", changes=report())
     added = DocumentResult(file="new.pdf", doc_id="new", status="added")

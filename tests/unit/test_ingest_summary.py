@@ -2,7 +2,7 @@
 
 from wbl_assistant.cli import SAME_WARNING_SHOWN, print_ingest_summary
 from wbl_assistant.config import Settings
-from wbl_assistant.ingestion import DocumentResult, IngestReport
+from wbl_assistant.ingest_state import DocumentResult, IngestReport
 
 
 def test_a_warning_many_files_share_is_shown_a_few_times_then_counted(tmp_path, capsys):
