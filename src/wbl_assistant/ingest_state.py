@@ -143,6 +143,7 @@ def save_state(settings: Settings, digest: str, report: IngestReport, gc_due: fl
     path = state_path(settings)
     staging = path.with_name(f".{path.name}.{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         staging.write_text(json.dumps(state), encoding="utf-8")
         os.replace(staging, path)
     except OSError:
