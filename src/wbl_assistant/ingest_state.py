@@ -150,23 +150,25 @@ def save_state(settings: Settings, digest: str, report: IngestReport, gc_due: fl
         staging.unlink(missing_ok=True)  # without the record the next run takes the full path
 
 
-def unchanged_report(settings: Settings, clock: Callable[[], float] = time.perf_counter) -> IngestReport | None:
-    """The report of a run with nothing to do, if the record shows there is nothing to do; else None."""
+def unchanged_report(settings: Settings, digest: str = "",
+                     clock: Callable[[], float] = time.perf_counter) -> IngestReport | None:
+    """The report of a run with nothing to do, if the record shows there is nothing to do; else None.
+    `digest`: the inputs' digest, when the caller took it already."""
     started = clock()
-    report = _unchanged(settings)
+    report = _unchanged(settings, digest)
     if report is not None:
         report.seconds = clock() - started
     return report
 
 
-def _unchanged(settings: Settings) -> IngestReport | None:
+def _unchanged(settings: Settings, digest: str) -> IngestReport | None:
     if not settings.corpus_dir.is_dir():
         return None
     try:
         state = json.loads(state_path(settings).read_text(encoding="utf-8"))
-        pdfs = corpus_pdfs(settings.corpus_dir)
-        if (state.get("format") != STATE_FORMAT or not pdfs
-                or state["digest"] != inputs_digest(settings, pdfs)
+        pdfs = [] if digest else corpus_pdfs(settings.corpus_dir)
+        if (state.get("format") != STATE_FORMAT or not (digest or pdfs)
+                or state["digest"] != (digest or inputs_digest(settings, pdfs))
                 or (state["gc_due"] is not None and time.time() >= state["gc_due"])
                 or not _index_as_left(settings, state["snapshot"])):
             return None

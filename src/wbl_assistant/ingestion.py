@@ -124,8 +124,6 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 def ingest(settings: Settings, *, rebuild: bool = False, progress: Progress | None = None,
            store: IndexStore | None = None, clock: Callable[[], float] = time.perf_counter) -> IngestReport:
     """Bring the index in line with `settings.corpus_dir`. See the module docstring."""
-    if not rebuild and store is None and (quick := unchanged_report(settings, clock)) is not None:
-        return quick
     started = clock()
     corpus = settings.corpus_dir
     if not corpus.is_dir():
@@ -134,6 +132,9 @@ def ingest(settings: Settings, *, rebuild: bool = False, progress: Progress | No
     if not pdfs:
         raise IngestError(f"{corpus} holds no PDF files; nothing was changed")
     digest = inputs_digest(settings, pdfs)  # before anything is read: a file changed after this is seen next run
+    if not rebuild and store is None and (quick := unchanged_report(settings, digest, clock)) is not None:
+        quick.seconds = clock() - started
+        return quick
     try:
         catalog = load_catalog(settings.catalog_path, cache_dir=settings.data_dir)
         glossary = load_glossary(settings.glossary_path)
