@@ -187,12 +187,44 @@ FAQ_MARGIN = 0.05
 FAQ_DECAY = 0.03
 
 
+#: A phrase the question quotes ('authentic working conditions') is asked about word for word: a sentence
+#: holding it, in order, scores this much more. The quotes must stand at word edges (not "kid's ... school's").
+_QUOTED = re.compile(r"(?:^|(?<=[\s(]))[\"“'‘]([^\"“”'‘’]{3,80}?)[\"”'’](?=[\s.,;:?!)]|$)")
+QUOTED_BONUS = 0.15
+
+
+def quoted_phrases(question: str) -> list[tuple[str, ...]]:
+    """The terms of each phrase of two to eight terms that the question puts in quotes."""
+    found = (tuple(terms(m.group(1))) for m in _QUOTED.finditer(question))
+    return [phrase for phrase in found if 2 <= len(phrase) <= 8]
+
+
+def holds_phrase(words: list[str], phrase: tuple[str, ...]) -> bool:
+    n = len(phrase)
+    return any(tuple(words[i:i + n]) == phrase for i in range(len(words) - n + 1))
+
+
+#: A follow-up asks for what the last answer did not say: a sentence whose terms are mostly that answer's
+#: ("School week: max 18 hrs" after "no more than 18 hours in a school week") scores this much less.
+REPEAT_SHARE = 0.7
+REPEAT_PENALTY = 0.15
+
+
+def last_answer_terms(history: list[dict[str, str]] | None) -> set[str]:
+    """The terms of the conversation's last answer (none without one)."""
+    for turn in reversed(history or []):
+        if turn.get("role") == "assistant":
+            return set(terms(turn.get("content", "")))
+    return set()
+
+
 def score_sentences(retrieval: Retrieval, sentences: dict[str, tuple[SentenceRecord, ...]],
-                    shape: QuestionShape) -> list[Candidate]:
+                    shape: QuestionShape, said: set[str] | None = None) -> list[Candidate]:
     """Every quotable sentence of the retrieved chunks, scored (see `Candidate`). A document's own
     questions (a sentence, or the heading a chunk sits under) are never candidates: the sentences after
-    them are."""
+    them are. `said`: the terms of the last answer, which a follow-up's answer should not repeat."""
     concepts = _locally_weighted(concept_weights(retrieval), retrieval, sentences)
+    phrases = quoted_phrases(retrieval.query)
     asked_terms = {t for concept in retrieval.concepts for form in concept.forms for t in form}
     seen: set[str] = set()
     out = []
@@ -203,10 +235,15 @@ def score_sentences(retrieval: Retrieval, sentences: dict[str, tuple[SentenceRec
         asked, answered = None, 0
         for record in ([heading] if heading is not None and is_question(heading.text) else []) + list(records):
             similarity = float(retrieval.similarity(record.vector))
-            sentence_terms = set(terms(record.text))
+            words = terms(record.text)
+            sentence_terms = set(words)
             coverage = concept_coverage(concepts, sentence_terms)
             novelty = len(sentence_terms - asked_terms - title_terms) / (len(sentence_terms) or 1)
             relevance = similarity + 0.35 * coverage + 0.1 * novelty + 0.08 / chunk.rank
+            if any(holds_phrase(words, phrase) for phrase in phrases):
+                relevance += QUOTED_BONUS
+            if said and sentence_terms and len(sentence_terms & said) >= REPEAT_SHARE * len(sentence_terms):
+                relevance -= REPEAT_PENALTY
             if _SELF_REFERENCE.search(record.text):
                 relevance -= 0.12
             if is_question(record.text):
@@ -447,7 +484,8 @@ def _cohesive(context: AnswerContext, records: list[tuple[SentenceRecord, Retrie
 
 
 def extractive_answer(context: AnswerContext, budget_words: int) -> Composed:
-    candidates = score_sentences(context.retrieval, context.sentences, context.shape)
+    candidates = score_sentences(context.retrieval, context.sentences, context.shape,
+                                 last_answer_terms(context.history))
     if context.shape.kind == LIST:
         block = _best_block(context, candidates)
         if block is not None:

@@ -151,10 +151,10 @@ class Assistant:
         return context
 
     def _evidence(self, request: Request, query: str) -> AnswerContext:
-        retrieval = self.reader.retrieve(query, self.settings.top_k, request.kinds, request.doc_ids,
-                                         focus=focus_of(request.question))
+        focus = focus_of(request.question)
+        retrieval = self.reader.retrieve(query, self.settings.top_k, request.kinds, request.doc_ids, focus=focus)
         sentences = retrieval.snapshot.sentences([c.chunk_id for c in retrieval.chunks])
-        shape = shape_of(query)
+        shape = shape_of(focus or query)
         evidence = measure_evidence(query, shape, retrieval, sentences)
         return AnswerContext(request.question, query, request.history, retrieval, sentences, evidence, shape,
                              self._parts(request.question, retrieval), started=request.started)

@@ -26,16 +26,20 @@ _LIST_CUES = re.compile(
     r"categories|strategies|pieces|items|activities|examples|list)\b", re.IGNORECASE)
 #: "Which sectors ...", "what levels ...": a question asking for several things by a plural noun.
 _PLURAL_WHICH = re.compile(r"\b(which|what)\s+(?!(?:is|was|does|has|this|its|ones|else|kinds?|sorts?)\b)"
-                           r"(?:[a-z]+\s+)?([a-z]+[^s'\W]s)\b", re.IGNORECASE)
+                           r"(?:[a-z]+\s+)?(?!(?:does|goes|has|is|was)\b)([a-z]+[^s'\W]s)\b", re.IGNORECASE)
 #: A question asking how to reach someone: a phone number, an e-mail address, "what's the website".
-_CONTACT_ASKED = re.compile(r"\b(phone|telephone|fax) numbers?\b|\bhotline\b|\be-?mail address(es)?\b|"
+_CONTACT_ASKED = re.compile(r"\b(phone|telephone|fax|toll[- ]?free) numbers?\b|\bhotline\b|\be-?mail address(es)?\b|"
                             r"\b(what|which)(?:'s|\s+is|\s+are)\s+(?:\S+\s+){0,4}?(web ?sites?|url|web address)\b",
                             re.IGNORECASE)
 _QUANTITY_CUES = re.compile(
     r"\bhow (many|much|long|old|late|early|often|soon|fast|quickly)\b|\bwithin how\b|" + _CONTACT_ASKED.pattern + "|"
     r"\bwhat (time|age|date|year|day|hours)\b|^\s*when\b|"
-    r"\bby (what|which) (date|day|time)\b|\b(deadline|latest|earliest|minimum|maximum|max|min|cap|limit|"
+    r"\bby (what|which) (date|day|time|grade|age|year)\b|"
+    r"\b(deadline|latest|earliest|minimum|maximum|max|min|cap|limit|"
     r"at least|at most|age|cost|fee|wage|amount|number of|percent|percentage)\b", re.IGNORECASE)
+#: "Is there a cap on ...?": a yes/no question whose answer is the quantity ("yes: no more than $5 million").
+_ASKS_FOR_BOUND = re.compile(r"^\s*(is|are) there (a|an|any) (\w+ )?(cap|limit|maximum|minimum|deadline|fee|"
+                             r"charge|cost)s?\b", re.IGNORECASE)
 #: The unit a quantity question expects, from the words it uses (first match wins).
 _UNIT_CUES = [
     ("contact", _CONTACT_ASKED),
@@ -110,14 +114,16 @@ FOCUS_MIN_WORDS = 20
 
 
 def focus_of(question: str) -> str:
-    """The ask inside a long question that first tells a story ("We have a student who ... Can both count
-    toward her CDE?"): its last interrogative sentence, or that sentence's last interrogative clause. Empty
-    when the question is short or is all ask. Read beside the whole question, so the story still counts."""
+    """The ask inside a question that also tells a story or remarks on itself ("We have a student who ...
+    Can both count toward her CDE?", "what are the strands again? a board member asked"): its last
+    interrogative sentence, or, in a long question, that sentence's last interrogative clause. Empty when
+    the question is all ask. Read beside the whole question, so the story still counts."""
     text = question.strip()
-    if len(text.split()) < FOCUS_MIN_WORDS:
-        return ""
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
     asking = [s for s in sentences if s.rstrip().endswith("?") or s.split()[0].lower().strip(",") in _ASKING]
+    if len(text.split()) < FOCUS_MIN_WORDS:
+        short = asking[-1].strip() if len(asking) == 1 and len(sentences) > 1 else ""
+        return short if len(short.split()) >= 3 else ""
     focus = asking[-1] if asking else sentences[-1]
     clauses = [m.end() for m in _CLAUSE_START.finditer(focus)]
     if clauses and len(focus[clauses[-1]:].split()) >= 4 and len(focus.split()) >= FOCUS_MIN_WORDS // 2:
@@ -152,7 +158,7 @@ def shape_of(question: str) -> QuestionShape:
     first = re.findall(r"[a-z']+", text)[:1]
     if _QUANTITY_CUES.search(text):
         unit = next((name for name, cue in _UNIT_CUES if cue.search(text)), "")
-        if not (first and first[0] in _AUXILIARIES) or unit:
+        if not (first and first[0] in _AUXILIARIES) or unit or _ASKS_FOR_BOUND.search(text):
             return QuestionShape(QUANTITY, unit, stated)
     if (_LIST_CUES.search(text) or _PLURAL_WHICH.search(text)) and not (first and first[0] in _AUXILIARIES):
         return QuestionShape(LIST, "", stated)

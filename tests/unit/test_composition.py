@@ -36,3 +36,59 @@ def test_a_sibling_row_with_another_number_is_kept_a_repeat_of_the_same_number_i
     assert texts[0] == "School week: max 18 hrs"
     assert "Non-school week: max 40 hrs" in texts
     assert "School weeks: at most 18 hrs" not in texts
+
+
+class FlatSnapshot:
+    """Just enough of an index snapshot for `score_sentences`: every term known, every IDF 1, no headings."""
+
+    def knows(self, term: str) -> bool:
+        return True
+
+    def idf(self, term: str) -> float:
+        return 1.0
+
+    def heading(self, chunk_id: str) -> None:
+        return None
+
+
+def scored(question: str, texts: list[str], said: set[str] | None = None) -> list[str]:
+    """The texts by opener score, all equally similar to the question (their vectors are the query's)."""
+    from wbl_assistant.answering import score_sentences
+    from wbl_assistant.questions import shape_of
+    from wbl_assistant.vocabulary import Lexicon
+
+    vector = unit(1, 0, 0)
+    records = tuple(SentenceRecord(t, CHUNK.chunk_id, 2, "sentence", n, vector, paragraph=n)
+                    for n, t in enumerate(texts))
+    retrieval = Retrieval(question, vector, [CHUNK], snapshot=FlatSnapshot(), ranking=[CHUNK],
+                          concepts=Lexicon([], []).concepts(terms(question)))
+    candidates = score_sentences(retrieval, {CHUNK.chunk_id: records}, shape_of(question), said)
+    return [c.record.text for c in sorted(candidates, key=lambda c: -c.opener)]
+
+
+def test_a_sentence_holding_the_quoted_phrase_in_order_opens_the_answer():
+    texts = ["Conditions for working remotely must be authentic and supervised.",
+             "The placement has authentic working conditions such as timekeeping."]
+    assert scored("what counts as 'authentic working conditions' here?", texts)[0] == texts[1]
+    # Without the quotes the words weigh as any others and the first sentence, seen first, stays ahead.
+    assert scored("what counts as authentic working conditions here?", texts)[0] == texts[0]
+
+
+def test_a_follow_up_does_not_open_with_what_the_last_answer_said():
+    texts = ["School week: a minor may work no more than 18 hours.",
+             "Summer vacation: up to 40 hours."]
+    said = set(terms("A minor may work no more than 18 hours in a school week."))
+    assert scored("and otherwise?", texts)[0] == texts[0]
+    assert scored("and otherwise?", texts, said)[0] == texts[1]
+
+
+def test_quoted_phrases_stand_at_word_edges():
+    from wbl_assistant.answering import holds_phrase, last_answer_terms, quoted_phrases
+
+    assert quoted_phrases("what is a 'school-directed' placement?") == [("school", "direct")]
+    assert quoted_phrases('define "career development experience"') == [("career", "develop", "experi")]
+    assert quoted_phrases("the kid's permit and the school's form") == []
+    assert holds_phrase(["a", "career", "develop", "experi"], ("career", "develop", "experi"))
+    assert not holds_phrase(["career", "a", "develop", "experi"], ("career", "develop", "experi"))
+    history = [{"role": "user", "content": "hours?"}, {"role": "assistant", "content": "At most 18 hours."}]
+    assert last_answer_terms(history) == set(terms("At most 18 hours.")) and last_answer_terms([]) == set()

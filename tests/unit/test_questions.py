@@ -69,3 +69,19 @@ def test_paragraph_numbers_count_lines_and_table_cells():
     text = "First rule. Second rule.\nNext paragraph.\nName | Long cell text here."
     units = ["First rule.", "Second rule.", "Next paragraph.", "Long cell text here.", "Not in the text."]
     assert paragraph_numbers(text, units) == [0, 0, 1, 3, 3]
+
+
+def test_a_short_question_with_a_remark_is_focused_on_its_ask():
+    assert focus_of("what are the 3 strands of the PaCE framework again? board member asked and i blanked") == (
+        "what are the 3 strands of the PaCE framework again?")
+    assert focus_of("Is a CDE 60 hours? Thanks.") == "Is a CDE 60 hours?"
+    assert focus_of("Why? Asking for a friend.") == ""  # an ask under three words is no focus
+    assert focus_of("How many hours? And who signs the form?") == ""  # two asks: the whole question is the ask
+
+
+def test_a_question_is_shaped_by_its_ask_not_its_story():
+    assert shape_of("is there a cap on the total the state gives out each year?").kind == QUANTITY
+    assert shape_of("is there a reason to join?").kind == YES_NO
+    assert shape_of("by what grade should kids have done a workplace visit").kind == QUANTITY
+    assert shape_of("which grade does the rule cover").kind != LIST  # "does" is no plural noun
+    assert shape_of("what is the toll free number for questions").unit == "contact"
