@@ -151,9 +151,15 @@ def quantities(text: str) -> frozenset[tuple[str, str]]:
     return frozenset(out)
 
 
+#: "If our district misses one criterion, are we out of compliance?": the ask is the main clause.
+_LEADING_CLAUSE = re.compile(r"^\s*(if|when|once|after|before|since|while|because)\b[^,?]{3,160},\s*"
+                             rf"(?=(?:{'|'.join(_ASKING)})\b)", re.IGNORECASE)
+
+
 def shape_of(question: str) -> QuestionShape:
-    """The kind of answer `question` asks for (list, quantity, yes/no, other), the unit, its own quantities."""
-    text = canonical(question).strip().lower()
+    """The kind of answer `question` asks for (list, quantity, yes/no, other), the unit, its own quantities.
+    Read from the main clause: a leading "if ..., " or "when ..., " clause sets the scene, not the ask."""
+    text = _LEADING_CLAUSE.sub("", canonical(question).strip().lower())
     stated = frozenset(quantities(question))
     first = re.findall(r"[a-z']+", text)[:1]
     if _QUANTITY_CUES.search(text):

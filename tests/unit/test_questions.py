@@ -85,3 +85,9 @@ def test_a_question_is_shaped_by_its_ask_not_its_story():
     assert shape_of("by what grade should kids have done a workplace visit").kind == QUANTITY
     assert shape_of("which grade does the rule cover").kind != LIST  # "does" is no plural noun
     assert shape_of("what is the toll free number for questions").unit == "contact"
+
+
+def test_a_leading_if_or_when_clause_does_not_shape_the_question():
+    assert shape_of("If our district misses one of the quality criteria, are we out of compliance?").kind == YES_NO
+    assert shape_of("When a 15 year old works in the summer, how many hours can she work?").kind == QUANTITY
+    assert shape_of("When was the guide released?").kind == QUANTITY
