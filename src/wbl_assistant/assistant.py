@@ -20,7 +20,7 @@ from .backends import Backend, make_backend
 from .change_answers import change_answer
 from .config import Settings
 from .gate import measure_evidence
-from .questions import focus_of, question_parts, shape_of
+from .questions import focus_of, question_parts, shape_of, shape_of_ask
 from .retrieval import IndexReader, Retrieval
 from .text import content_words, terms
 
@@ -154,7 +154,7 @@ class Assistant:
         focus = focus_of(request.question)
         retrieval = self.reader.retrieve(query, self.settings.top_k, request.kinds, request.doc_ids, focus=focus)
         sentences = retrieval.snapshot.sentences([c.chunk_id for c in retrieval.chunks])
-        shape = shape_of(focus or query)
+        shape = shape_of_ask(focus, query)
         evidence = measure_evidence(query, shape, retrieval, sentences)
         return AnswerContext(request.question, query, request.history, retrieval, sentences, evidence, shape,
                              self._parts(request.question, retrieval), started=request.started)

@@ -173,6 +173,13 @@ def shape_of(question: str) -> QuestionShape:
     return QuestionShape(OTHER, "", stated)
 
 
+def shape_of_ask(focus: str, query: str) -> QuestionShape:
+    """The shape of a question read by its ask (`focus_of`), or by the whole query when the ask alone has no
+    recognizable form ("What does it tell districts to do? List them.")."""
+    shape = shape_of(focus) if focus else shape_of(query)
+    return shape_of(query) if focus and shape.kind == OTHER else shape
+
+
 #: How one reaches someone: a phone number, an e-mail address, a web address.
 _CONTACT = re.compile(r"\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b|\b1-8\d\d-\w{3}-\w{4}\b|"
                       r"\b[\w.+-]+@[\w-]+\.[\w.]+\b|\bhttps?://\S+|\bwww\.\S+|\b[\w-]+\.(gov|org|com|edu|net|us)\b",

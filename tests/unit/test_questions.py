@@ -91,3 +91,14 @@ def test_a_leading_if_or_when_clause_does_not_shape_the_question():
     assert shape_of("If our district misses one of the quality criteria, are we out of compliance?").kind == YES_NO
     assert shape_of("When a 15 year old works in the summer, how many hours can she work?").kind == QUANTITY
     assert shape_of("When was the guide released?").kind == QUANTITY
+
+
+def test_the_ask_shapes_a_question_unless_it_has_no_form_of_its_own():
+    from wbl_assistant.questions import shape_of_ask
+
+    story = "Our seniors take a welding class at the community college. Could that class count as their CDE?"
+    assert shape_of_ask(focus_of(story), story).kind == YES_NO
+    long = ("our super forwarded the memo on what the 2024 child labor law changed for placements. what does "
+            "it tell districts to actually get done this spring? list them")
+    assert focus_of(long) and shape_of(focus_of(long)).kind not in (LIST, QUANTITY, YES_NO)
+    assert shape_of_ask(focus_of(long), long).kind == LIST
