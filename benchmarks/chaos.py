@@ -240,7 +240,9 @@ def lone_answers(settings, plan: list[list[str]]) -> dict[tuple[str, ...], str]:
     return out
 
 
-class _Collect(logging.Handler):
+class TracebackCollector(logging.Handler):
+    """Keeps every logged traceback (warnings and up), the page's and the web server's."""
+
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.records: list[str] = []
@@ -248,6 +250,15 @@ class _Collect(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.exc_info or "Traceback" in record.getMessage():
             self.records.append(self.format(record))
+
+
+def watch_page_logs(collector: TracebackCollector, stack: contextlib.ExitStack) -> None:
+    """Attach `collector` to the root logger and to uvicorn's: the web server's own errors ("Exception in ASGI
+    application") go to uvicorn's loggers, which do not propagate to the root logger and are configured when
+    the server starts, so call this after the page is up."""
+    for name in ("", "uvicorn"):
+        logging.getLogger(name).addHandler(collector)
+        stack.callback(logging.getLogger(name).removeHandler, collector)
 
 
 def run_chaos(mode: str, sessions: int, questions: int, workdir: Path, docs: list[str] | None = None,
@@ -291,17 +302,13 @@ def run_chaos(mode: str, sessions: int, questions: int, workdir: Path, docs: lis
         plan = [[QUESTIONS[(s * questions + n) % len(QUESTIONS)] for n in range(questions)] for s in range(sessions)]
         before = lone_answers(settings, plan)
 
-        collector = _Collect()
+        collector = TracebackCollector()
         assistant = Assistant(settings)
         assistant.warm_up()
         port = free_port()
         app = launch(settings, "127.0.0.1", port, assistant=assistant, block=False)
         stack.callback(app.close)
-        # The web server's own errors ("Exception in ASGI application") go to uvicorn's loggers, which do not
-        # propagate to the root logger and are configured when the server starts: watch both, from here on.
-        for name in ("", "uvicorn"):
-            logging.getLogger(name).addHandler(collector)
-            stack.callback(logging.getLogger(name).removeHandler, collector)
+        watch_page_logs(collector, stack)
         base = f"http://127.0.0.1:{port}"
 
         idle = threading.Event()
