@@ -483,6 +483,11 @@ def _cohesive(context: AnswerContext, records: list[tuple[SentenceRecord, Retrie
     return out
 
 
+#: A list question answered in sentences (no list or table in the passages answers it) gets this much of
+#: the word budget: its members are often spread over several sentences.
+LIST_BUDGET = 1.5
+
+
 def extractive_answer(context: AnswerContext, budget_words: int) -> Composed:
     candidates = score_sentences(context.retrieval, context.sentences, context.shape,
                                  last_answer_terms(context.history))
@@ -497,6 +502,8 @@ def extractive_answer(context: AnswerContext, budget_words: int) -> Composed:
                     break
                 kept.append(record)
             return cite([(r.text, block.chunk, r.page) for r in kept])
+    if context.shape.kind == LIST:  # a list answered in sentences needs room for its members
+        budget_words = int(budget_words * LIST_BUDGET)
     chosen = select_sentences(context, budget_words, candidates)
     pieces = _with_followers(context, _cohesive(context, [(c.record, c.chunk) for c in chosen], budget_words))
     return cite([(record.text, chunk, record.page) for record, chunk in pieces])

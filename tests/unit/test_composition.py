@@ -92,3 +92,22 @@ def test_quoted_phrases_stand_at_word_edges():
     assert not holds_phrase(["career", "a", "develop", "experi"], ("career", "develop", "experi"))
     history = [{"role": "user", "content": "hours?"}, {"role": "assistant", "content": "At most 18 hours."}]
     assert last_answer_terms(history) == set(terms("At most 18 hours.")) and last_answer_terms([]) == set()
+
+
+def test_a_list_question_answered_in_sentences_gets_more_room():
+    from wbl_assistant.answering import extractive_answer
+    from wbl_assistant.questions import shape_of
+    from wbl_assistant.vocabulary import Lexicon
+
+    texts = [f"Step number {n} asks the team to finish one more planning task this week." for n in range(12)]
+    records = tuple(SentenceRecord(t, CHUNK.chunk_id, 2, "sentence", n, unit(1, 0.01 * n, 0), paragraph=n)
+                    for n, t in enumerate(texts))
+
+    def words(question: str) -> int:
+        retrieval = Retrieval(question, unit(1, 0, 0), [CHUNK], snapshot=FlatSnapshot(), ranking=[CHUNK],
+                              concepts=Lexicon([], []).concepts(terms(question)))
+        context = AnswerContext(question, question, [], retrieval, {CHUNK.chunk_id: records},
+                                Evidence({}, 0.9), shape_of(question))
+        return sum(len(piece.split()) for piece in extractive_answer(context, 60).pieces)
+
+    assert words("what are the steps?") > 60 * 1.25 >= words("how does planning go?")
