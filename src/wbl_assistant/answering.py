@@ -294,9 +294,11 @@ def _reads_as_statement(record: SentenceRecord) -> bool:
 OTHER_SOURCE_PENALTY = 0.1
 
 
-def select_sentences(context: AnswerContext, budget_words: int, candidates: list[Candidate]) -> list[Candidate]:
+def select_sentences(context: AnswerContext, budget_words: int, candidates: list[Candidate],
+                     cited_only_after: int | None = None) -> list[Candidate]:
     """Sentences that answer the question: the most direct one first, then the best one for each part of a
-    question of several parts, then relevant ones covering the question's terms, not repeating."""
+    question of several parts, then relevant ones covering the question's terms, not repeating. Past
+    `cited_only_after` words, only documents already cited are drawn on."""
     if not candidates:
         return []
     opener = max(candidates, key=lambda c: c.opener)
@@ -316,6 +318,8 @@ def select_sentences(context: AnswerContext, budget_words: int, candidates: list
         already = concept_coverage(concepts, covered)
         for candidate in candidates:
             if candidate in chosen or candidate.relevance < floor:
+                continue
+            if cited_only_after is not None and words >= cited_only_after and candidate.chunk.doc_id not in sources:
                 continue
             redundancy = max(float(candidate.record.vector @ c.record.vector) for c in chosen)
             # Rows alike but for their numbers ("School week: max 18 hrs", "Non-school week: max 40 hrs") are
@@ -484,7 +488,7 @@ def _cohesive(context: AnswerContext, records: list[tuple[SentenceRecord, Retrie
 
 
 #: A list question answered in sentences (no list or table in the passages answers it) gets this much of
-#: the word budget: its members are often spread over several sentences.
+#: the word budget: its members are often spread over several sentences of the documents it already cites.
 LIST_BUDGET = 1.5
 
 
@@ -502,9 +506,10 @@ def extractive_answer(context: AnswerContext, budget_words: int) -> Composed:
                     break
                 kept.append(record)
             return cite([(r.text, block.chunk, r.page) for r in kept])
-    if context.shape.kind == LIST:  # a list answered in sentences needs room for its members
+    base = budget_words
+    if context.shape.kind == LIST:  # a list answered in sentences needs room for its members, from its sources
         budget_words = int(budget_words * LIST_BUDGET)
-    chosen = select_sentences(context, budget_words, candidates)
+    chosen = select_sentences(context, budget_words, candidates, base if budget_words > base else None)
     pieces = _with_followers(context, _cohesive(context, [(c.record, c.chunk) for c in chosen], budget_words))
     return cite([(record.text, chunk, record.page) for record, chunk in pieces])
 

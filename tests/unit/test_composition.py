@@ -111,3 +111,17 @@ def test_a_list_question_answered_in_sentences_gets_more_room():
         return sum(len(piece.split()) for piece in extractive_answer(context, 60).pieces)
 
     assert words("what are the steps?") > 60 * 1.25 >= words("how does planning go?")
+
+
+def test_past_the_cited_only_mark_no_new_document_is_drawn_on():
+    other_chunk = RetrievedChunk("other:1", "", {**META, "doc_id": "other"}, 0.1, 0.8, 1.0, 2)
+    opener = candidate("Step one: plan the placement with the host employer.", 0, unit(1, 0, 0), 0.9)
+    same = candidate("Step two: sign the training agreement before work starts.", 1, unit(0.9, 0.4, 0), 0.7)
+    record = SentenceRecord("Step three: another guide lists a site visit in week two.", "other:1", 2, "row", 0,
+                            unit(0.9, 0, 0.4), paragraph=0)
+    other = Candidate(record, other_chunk, 0.8, 0.8, 0.0, set(terms(record.text)))
+    retrieval = Retrieval("q", unit(1, 0, 0), [CHUNK, other_chunk], snapshot=None, ranking=[CHUNK, other_chunk])
+    context = AnswerContext("q", "q", [], retrieval, {}, Evidence({}, 0.9))
+    assert other in select_sentences(context, 60, [opener, same, other])
+    assert other not in select_sentences(context, 60, [opener, same, other], cited_only_after=0)
+    assert same in select_sentences(context, 60, [opener, same, other], cited_only_after=0)
