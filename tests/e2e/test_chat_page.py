@@ -71,6 +71,7 @@ def wait_for_answer(page, answers_before: int) -> str:
 
 def test_empty_chat_offers_example_questions_and_one_click_asks_it(page, tmp_path):
     examples = page.locator("#chat button.example")
+    examples.first.wait_for()  # the examples render after the page's first paint: wait for them, not a set time
     assert examples.count() >= 3
     page.screenshot(path=str(tmp_path / "empty-chat.png"))
     examples.first.click()
