@@ -274,7 +274,7 @@ def _opening_bonus(shape: QuestionShape, text: str) -> float:
     """How much better (or worse) a sentence opens the answer than its relevance alone says."""
     bonus = 0.0
     if shape.kind == QUANTITY:
-        bonus += 0.12 if answers_quantity(text, shape.unit) else -0.08
+        bonus += 0.12 if answers_quantity(text, shape.unit, shape.counted) else -0.08
     elif shape.kind == YES_NO and holds_verdict(text):
         bonus += 0.04
     if conflicting_subject(shape, text):

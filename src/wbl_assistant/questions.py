@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .text import canonical
+from .text import canonical, terms
 
 LIST = "list"
 QUANTITY = "quantity"
@@ -92,6 +92,8 @@ class QuestionShape:
     kind: str
     unit: str = ""
     quantities: frozenset[tuple[str, str]] = frozenset()
+    #: What a "how many <things>" question counts (the term of the things), when no unit names it.
+    counted: str = ""
 
 
 _PART_BREAK = re.compile(
@@ -165,12 +167,23 @@ def shape_of(question: str) -> QuestionShape:
     if _QUANTITY_CUES.search(text):
         unit = next((name for name, cue in _UNIT_CUES if cue.search(text)), "")
         if not (first and first[0] in _AUXILIARIES) or unit or _ASKS_FOR_BOUND.search(text):
-            return QuestionShape(QUANTITY, unit, stated)
+            counted = _counted(text) if not unit else ""
+            return QuestionShape(QUANTITY, "count" if counted else unit, stated, counted)
     if (_LIST_CUES.search(text) or _PLURAL_WHICH.search(text)) and not (first and first[0] in _AUXILIARIES):
         return QuestionShape(LIST, "", stated)
     if (first and first[0] in _AUXILIARIES) or re.search(r"\bor not\b", text):
         return QuestionShape(YES_NO, "", stated)
     return QuestionShape(OTHER, "", stated)
+
+
+#: "How many students ...", "how many IMBI math badges ...": the plural noun a count question counts.
+_COUNTED = re.compile(r"\bhow many\s+(?:[a-z'-]+\s+){0,2}?([a-z-]+[^s\W]s)\b")
+
+
+def _counted(text: str) -> str:
+    match = _COUNTED.search(text)
+    found = terms(match.group(1)) if match else []
+    return found[-1] if found else ""
 
 
 def shape_of_ask(focus: str, query: str) -> QuestionShape:
@@ -189,8 +202,19 @@ _RATE = re.compile(r"\$\s?\d[\d,]*(?:\.\d+)?\s*(?:(?:per|an?|each|every)\s+|/\s*
                    re.IGNORECASE)
 
 
-def answers_quantity(text: str, unit: str) -> bool:
-    """Whether `text` states a quantity of the expected unit ("" expects any number)."""
+#: A count's number and the counted things stand this many terms apart at most ("60 competitive events").
+COUNT_REACH = 4
+#: A number that can be a count: not a year ("Since 2024, students ...").
+_COUNT_NUMBER = re.compile(r"(?!(?:19|20)\d\d$)\d+(?:\.\d+)?")
+
+
+def answers_quantity(text: str, unit: str, counted: str = "") -> bool:
+    """Whether `text` states a quantity of the expected unit ("" expects any number; "count" a number of
+    the `counted` things)."""
+    if unit == "count":
+        found = terms(canonical(text))
+        return any(_COUNT_NUMBER.fullmatch(word) and counted in found[n + 1:n + 1 + COUNT_REACH]
+                   for n, word in enumerate(found))
     if unit == "contact":
         return bool(_CONTACT.search(text))
     if unit == "rate":

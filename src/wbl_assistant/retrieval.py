@@ -353,23 +353,23 @@ class IndexReader:
         BM25 weighs double when the query holds a rare term: embeddings blur names and codes, exact matching
         does not. `ranking` holds the fused ranking `depth` deep (at least k), for reporting and evaluation.
         A question that meets chunks deleted under it (its snapshot was retired, or its view of an embedded
-        index went stale) retries once on a snapshot loaded afresh. `focus`: the ask inside a long question
-        (see `Retrieval.similarity`)."""
+        index went stale) retries once on a snapshot loaded afresh. `focus`: the ask inside a long question;
+        the dense ranking and `Retrieval.similarity` take the closer of its match and the whole question's."""
         vector = self.embed_query(query) if query_vector is None else query_vector
+        focus_vector = self.embed_query(focus) if focus else None
         snapshot = self.snapshot()
         try:
-            found = _retrieve(snapshot, query, vector, k, kinds, doc_ids, depth)
+            found = _retrieve(snapshot, query, vector, k, kinds, doc_ids, depth, focus_vector)
         except SnapshotGone as error:
             logger.info("snapshot %s went away under a question (%s): retrying on a fresh one",
                         snapshot.snapshot_id, error)
             self.store.forget_collections()
             try:
-                found = _retrieve(self.snapshot(reload=True), query, vector, k, kinds, doc_ids, depth)
+                found = _retrieve(self.snapshot(reload=True), query, vector, k, kinds, doc_ids, depth, focus_vector)
             except SnapshotGone:
                 raise NotIngestedError("the index is incomplete (chunks it lists are missing): run "
                                        "`wbl-assistant ingest` to repair it") from None
-        if focus:
-            found.focus_vector = self.embed_query(focus)
+        found.focus_vector = focus_vector
         return found
 
 
@@ -401,10 +401,14 @@ def _with_versions(where: dict | None, snapshot: IndexSnapshot) -> dict:
 
 
 def _retrieve(snapshot: IndexSnapshot, query: str, vector: np.ndarray, k: int, kinds: list[str] | None,
-              doc_ids: list[str] | None, depth: int) -> Retrieval:
+              doc_ids: list[str] | None, depth: int, focus_vector: np.ndarray | None = None) -> Retrieval:
     pool = max(k * 4, 20)
-    dense_sim = _dense(snapshot, vector, pool, snapshot.filter_doc_ids(kinds, doc_ids))
-    dense_ids = list(dense_sim)
+    scope = snapshot.filter_doc_ids(kinds, doc_ids)
+    dense_sim = _dense(snapshot, vector, pool, scope)
+    if focus_vector is not None:  # a long question's story can drown its ask: a chunk counts its closer match
+        for chunk_id, similarity in _dense(snapshot, focus_vector, pool, scope).items():
+            dense_sim[chunk_id] = max(similarity, dense_sim.get(chunk_id, -1.0))
+    dense_ids = sorted(dense_sim, key=lambda cid: -dense_sim[cid])
 
     query_terms = list(dict.fromkeys(terms(query)))
     concepts = snapshot.lexicon.concepts(query_terms)

@@ -13,6 +13,7 @@ import pytest
 from conftest import ROOT
 from wbl_assistant.assistant import Assistant, QuestionError, standalone_query
 from wbl_assistant.grounding import sentence_support
+from wbl_assistant.questions import focus_of
 from wbl_assistant.retrieval import NotIngestedError
 
 
@@ -46,6 +47,23 @@ def test_lexical_retrieval_finds_a_rare_name(assistant):
     """The name is in one chunk, which dense retrieval alone ranks below its top 100."""
     retrieval = assistant.reader.retrieve("data brief by Rouzbeh Rahai", 5)
     assert "stamp-employer-resources" in [c.doc_id for c in retrieval.chunks[:3]]
+
+
+def test_a_long_question_is_retrieved_by_its_ask_as_well_as_its_story(assistant):
+    """The story (IMBI, HOSA, a board meeting) dominates the whole question's embedding; the chunk the ask
+    is about is ranked by its similarity to the ask, the closer of the two."""
+    question = ("The IMBI math badges and the HOSA conference were both on the agenda at our board meeting "
+                "last night and it went long. What does STAMP stand for?")
+    focus = focus_of(question)
+    assert focus == "What does STAMP stand for?"
+    reader = assistant.reader
+    asked = reader.retrieve(focus, 1).chunks[0]
+    retrieval = reader.retrieve(question, 6, focus=focus)
+    found = next(c for c in retrieval.ranking if c.chunk_id == asked.chunk_id)
+    chunk_vector = reader.snapshot().chunks([asked.chunk_id])[asked.chunk_id].vector
+    to_ask, to_question = float(chunk_vector @ reader.embed_query(focus)), float(chunk_vector @ retrieval.query_vector)
+    assert to_ask > to_question + 0.05
+    assert found.dense == pytest.approx(to_ask, abs=1e-3)
 
 
 def test_filters_by_kind_and_document(assistant):

@@ -102,3 +102,15 @@ def test_the_ask_shapes_a_question_unless_it_has_no_form_of_its_own():
             "it tell districts to actually get done this spring? list them")
     assert focus_of(long) and shape_of(focus_of(long)).kind not in (LIST, QUANTITY, YES_NO)
     assert shape_of_ask(focus_of(long), long).kind == LIST
+
+
+def test_how_many_things_asks_for_a_number_of_those_things():
+    shape = shape_of("How many IMBI math badges does a student have to stack?")
+    assert (shape.kind, shape.unit, shape.counted) == (QUANTITY, "count", terms("badges")[0])
+    assert shape_of("how many of the students took part").counted == terms("students")[0]
+    assert answers_quantity("Twelve students from three schools took part.", "count", terms("students")[0])
+    assert answers_quantity("HOSA offers more than 60 competitive events.", "count", terms("events")[0])
+    assert not answers_quantity("Since 2024, students have earned badges in 3 schools.", "count",
+                                terms("badges")[0])
+    hours = shape_of("How many hours does a CDE take?")
+    assert (hours.unit, hours.counted) == ("hour", "")
