@@ -115,7 +115,9 @@ def evidence_features(question: str, shape: QuestionShape, retrieval: Retrieval,
     answer_type = 1.0
     if shape.kind == QUANTITY:
         openers = sorted(score_sentences(retrieval, sentences, shape), key=lambda c: -c.opener)[:ANSWER_WINDOW]
-        answer_type = float(any(answers_quantity(c.record.text, shape.unit, shape.counted) for c in openers))
+        # A count is often stated apart from what it counts (in a list's lead-in, a table): any number will do.
+        unit = "" if shape.unit == "count" else shape.unit
+        answer_type = float(any(answers_quantity(c.record.text, unit) for c in openers))
     concepts = concept_weights(retrieval)
     nearest = np.argsort(-similarities)[:COVERAGE_WINDOW] if records else []
     sentence_coverage = max((concept_coverage(concepts, set(terms(records[i].text))) for i in nearest), default=0.0)

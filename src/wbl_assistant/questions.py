@@ -204,6 +204,8 @@ _RATE = re.compile(r"\$\s?\d[\d,]*(?:\.\d+)?\s*(?:(?:per|an?|each|every)\s+|/\s*
 
 #: A count's number and the counted things stand this many terms apart at most ("60 competitive events").
 COUNT_REACH = 4
+#: A reply that is the count itself, its items after it ("A: Seven: Agriculture; Arts; ...", "Three.").
+_BARE_COUNT = re.compile(r"^\W*(?:a:\s*)?(?!(?:19|20)\d\d\b)\d+\s*[:.;,\u2013\u2014-](?!\d)", re.IGNORECASE)
 #: A number that can be a count: not a year ("Since 2024, students ...").
 _COUNT_NUMBER = re.compile(r"(?!(?:19|20)\d\d$)\d+(?:\.\d+)?")
 
@@ -212,6 +214,8 @@ def answers_quantity(text: str, unit: str, counted: str = "") -> bool:
     """Whether `text` states a quantity of the expected unit ("" expects any number; "count" a number of
     the `counted` things)."""
     if unit == "count":
+        if _BARE_COUNT.match(canonical(text)):
+            return True
         found = terms(canonical(text))
         return any(_COUNT_NUMBER.fullmatch(word) and counted in found[n + 1:n + 1 + COUNT_REACH]
                    for n, word in enumerate(found))

@@ -114,3 +114,11 @@ def test_how_many_things_asks_for_a_number_of_those_things():
                                 terms("badges")[0])
     hours = shape_of("How many hours does a CDE take?")
     assert (hours.unit, hours.counted) == ("hour", "")
+
+
+def test_a_reply_that_is_the_count_itself_answers_a_count_question():
+    area = terms("areas")[0]
+    assert answers_quantity("A: Seven: Agriculture, Food and Natural Resources; Arts.", "count", area)
+    assert answers_quantity("Three. Each is described below.", "count", area)
+    assert not answers_quantity("2024: the law changed.", "count", area)
+    assert not answers_quantity("1.5 hours of work a day.", "count", area)
