@@ -151,7 +151,8 @@ class Assistant:
         return context
 
     def _evidence(self, request: Request, query: str) -> AnswerContext:
-        focus = focus_of(request.question)
+        # The ask inside a long question; for a follow-up read with earlier turns' subject, the follow-up itself.
+        focus = focus_of(request.question) or (request.question if query != request.question else "")
         retrieval = self.reader.retrieve(query, self.settings.top_k, request.kinds, request.doc_ids, focus=focus)
         sentences = retrieval.snapshot.sentences([c.chunk_id for c in retrieval.chunks])
         shape = shape_of_ask(focus, query)
