@@ -285,8 +285,18 @@ def _opening_bonus(shape: QuestionShape, text: str) -> float:
 
 
 def _reads_as_statement(record: SentenceRecord) -> bool:
-    """Prose must end like a sentence; list items and table rows need not (a caption or heading is no answer)."""
-    return record.unit in ("item", "row") or record.text.rstrip()[-1:] in ".!?:;)\"”'"
+    """Prose must end like a sentence; list items and table rows need not (a caption or heading is no answer),
+    but a memo's or an e-mail's header row ("TO:; District contacts") says who wrote to whom, not what."""
+    if record.unit == "row":
+        return not is_header_row(record.text)
+    return record.unit == "item" or record.text.rstrip()[-1:] in ".!?:;)\"”'"
+
+
+_HEADER_ROW = re.compile(r"^\W*(to|from|cc|bcc|date|sent|re|subject|attn|memo)\s*:", re.IGNORECASE)
+
+
+def is_header_row(text: str) -> bool:
+    return bool(_HEADER_ROW.match(text))
 
 
 #: What a sentence from a document the answer does not cite yet must beat: an answer that draws on one
@@ -382,11 +392,11 @@ def _blocks(context: AnswerContext) -> list[_Block]:
         records = context.sentences.get(chunk.chunk_id, ())
         n = 0
         while n < len(records):
-            if records[n].unit not in ("item", "row"):
+            if records[n].unit not in ("item", "row") or not _reads_as_statement(records[n]):
                 n += 1
                 continue
             start = n
-            while n < len(records) and records[n].unit == records[start].unit:
+            while n < len(records) and records[n].unit == records[start].unit and _reads_as_statement(records[n]):
                 n += 1
             lead = records[start - 1] if start and records[start - 1].text.rstrip().endswith(":") else None
             if n - start >= 2:

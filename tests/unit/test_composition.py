@@ -125,3 +125,21 @@ def test_past_the_cited_only_mark_no_new_document_is_drawn_on():
     assert other in select_sentences(context, 60, [opener, same, other])
     assert other not in select_sentences(context, 60, [opener, same, other], cited_only_after=0)
     assert same in select_sentences(context, 60, [opener, same, other], cited_only_after=0)
+
+
+def test_a_memo_or_e_mail_header_row_is_never_quoted():
+    from wbl_assistant.answering import score_sentences
+    from wbl_assistant.questions import shape_of
+    from wbl_assistant.vocabulary import Lexicon
+
+    question = "what does the memo on the child labor law tell districts to do?"
+    texts = ["TO:; District work-based learning contacts and CTE directors.",
+             "RE:; What the Child Labor Law of 2024 changed for student placements.",
+             "Subject:; RE: 15 yo sophomore and the vet clinic.",
+             "Step 1:; Update the district's placement forms to cite the new law."]
+    vector = unit(1, 0, 0)
+    records = tuple(SentenceRecord(t, CHUNK.chunk_id, 2, "row", n, vector, paragraph=n) for n, t in enumerate(texts))
+    retrieval = Retrieval(question, vector, [CHUNK], snapshot=FlatSnapshot(), ranking=[CHUNK],
+                          concepts=Lexicon([], []).concepts(terms(question)))
+    candidates = score_sentences(retrieval, {CHUNK.chunk_id: records}, shape_of(question))
+    assert [c.record.text for c in candidates] == [texts[3]]
