@@ -33,7 +33,7 @@ from .questions import (
     states_bound,
 )
 from .retrieval import IndexSnapshot, Retrieval, RetrievedChunk, SentenceRecord
-from .text import terms
+from .text import BARE_LABEL, terms
 from .vocabulary import Concept
 
 if TYPE_CHECKING:
@@ -515,13 +515,29 @@ def extractive_answer(context: AnswerContext, budget_words: int) -> Composed:
                 if kept and words > budget_words * 2:
                     break
                 kept.append(record)
-            return cite([(r.text, block.chunk, r.page) for r in kept])
+            return cite(_with_labels([(r, block.chunk) for r in kept]))
     base = budget_words
     if context.shape.kind == LIST:  # a list answered in sentences needs room for its members, from its sources
         budget_words = int(budget_words * LIST_BUDGET)
     chosen = select_sentences(context, budget_words, candidates, base if budget_words > base else None)
     pieces = _with_followers(context, _cohesive(context, [(c.record, c.chunk) for c in chosen], budget_words))
-    return cite([(record.text, chunk, record.page) for record, chunk in pieces])
+    return cite(_with_labels(pieces))
+
+
+def _with_labels(pieces: list[tuple[SentenceRecord, RetrievedChunk]]) -> list[tuple[str, RetrievedChunk, int]]:
+    """The quotable text of each piece: a list item's bare number ("2.", a unit of its own) is joined to the
+    item it numbers ("2. A curriculum ..."), and left out where that item is not quoted."""
+    out: list[tuple[str, RetrievedChunk, int]] = []
+    for n, (record, chunk) in enumerate(pieces):
+        if BARE_LABEL.match(record.text):
+            continue
+        previous = pieces[n - 1] if n else None
+        label = ""
+        if previous is not None and BARE_LABEL.match(previous[0].text) and previous[1].chunk_id == chunk.chunk_id \
+                and previous[0].position == record.position - 1:
+            label = previous[0].text.strip() + " "
+        out.append((label + record.text, chunk, record.page))
+    return out
 
 
 def cite(pieces: list[tuple[str, RetrievedChunk, int]]) -> Composed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .text import numbers, split_sentences, terms
+from .text import BARE_LABEL, numbers, split_sentences, terms
 
 SUPPORT_THRESHOLD = 0.75
 #: One marker: [3], or several numbers in one bracket: [1, 2].
@@ -28,16 +28,20 @@ def split_cited(text: str) -> list[tuple[str, list[int]]]:
     """Split cited text into sentences, each with the source numbers its markers name.
 
     A group of markers ends a sentence (list items and table rows carry no full stop); markers may come
-    before or after the full stop ("... hours [1]." or "... hours. [1]"); a sentence without markers gets
-    an empty list."""
+    before or after the full stop ("... hours [1]." or "... hours. [1]"); a list item's number stays with its
+    item ("2. A curriculum ... [1]"); a sentence without markers gets an empty list."""
     text = _MARKERS_AFTER_STOP.sub(lambda m: f"{m.group(2)}{m.group(1)}", text.strip())
     segments, start = [], 0
     for group in _MARKER_GROUP_END.finditer(text):
         segments.append(text[start:group.end()])
         start = group.end()
     segments.append(text[start:])
-    out = []
+    out, label = [], ""
     for sentence in (s for segment in segments for s in split_sentences(segment)):
+        if BARE_LABEL.match(sentence):  # "2." belongs to the item it numbers
+            label = sentence.strip() + " "
+            continue
+        sentence, label = label + sentence, ""
         markers = markers_in(sentence)
         clean = re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", sentence)).strip()
         clean = re.sub(r"\s{2,}", " ", clean)

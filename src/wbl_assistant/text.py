@@ -124,6 +124,10 @@ def _terms(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+#: A list item's bare number or letter ("2.", "(b)", "iv)"), which `split_sentences` leaves as a piece of its own.
+BARE_LABEL = re.compile(r"^\s*\(?(\d+|[ivx]+|[a-z])[.)]\s*$", re.IGNORECASE)
+
+
 def split_sentences(text: str) -> list[str]:
     """Split prose into sentences, keeping abbreviations (e.g., Gov., U.S., a.m.) inside their sentence."""
     text = re.sub(r"\s+", " ", text).strip()

@@ -143,3 +143,19 @@ def test_a_memo_or_e_mail_header_row_is_never_quoted():
                           concepts=Lexicon([], []).concepts(terms(question)))
     candidates = score_sentences(retrieval, {CHUNK.chunk_id: records}, shape_of(question))
     assert [c.record.text for c in candidates] == [texts[3]]
+
+
+def test_a_list_items_bare_number_is_quoted_with_its_item_and_never_alone():
+    from wbl_assistant.answering import _with_labels
+    from wbl_assistant.grounding import split_cited
+
+    vector = unit(1, 0, 0)
+    texts = ["Six components:", "1.", "Inclusive recruitment.", "2.", "A curriculum for the industry.", "3."]
+    records = [SentenceRecord(t, CHUNK.chunk_id, 2, "item", n, vector, paragraph=n) for n, t in enumerate(texts)]
+    quoted = [text for text, _, _ in _with_labels([(r, CHUNK) for r in records])]
+    assert quoted == ["Six components:", "1. Inclusive recruitment.", "2. A curriculum for the industry."]
+    # an item quoted without its number's record stays as it is
+    assert [t for t, _, _ in _with_labels([(records[0], CHUNK), (records[4], CHUNK)])] == [
+        "Six components:", "A curriculum for the industry."]
+    assert split_cited("Six components: [1] 1. Inclusive recruitment. [1] 2. A curriculum. [1]") == [
+        ("Six components:", [1]), ("1. Inclusive recruitment.", [1]), ("2. A curriculum.", [1])]
