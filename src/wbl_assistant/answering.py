@@ -33,7 +33,7 @@ from .questions import (
     states_bound,
 )
 from .retrieval import IndexSnapshot, Retrieval, RetrievedChunk, SentenceRecord
-from .text import BARE_LABEL, terms
+from .text import BARE_LABEL, LABEL, terms
 from .vocabulary import Concept
 
 if TYPE_CHECKING:
@@ -288,15 +288,11 @@ def _reads_as_statement(record: SentenceRecord) -> bool:
     """Prose must end like a sentence; list items and table rows need not (a caption or heading is no answer),
     but a memo's or an e-mail's header row ("TO:; District contacts") says who wrote to whom, not what."""
     if record.unit == "row":
-        return not is_header_row(record.text)
+        return not _HEADER_ROW.match(record.text)
     return record.unit == "item" or record.text.rstrip()[-1:] in ".!?:;)\"”'"
 
 
 _HEADER_ROW = re.compile(r"^\W*(to|from|cc|bcc|date|sent|re|subject|attn|memo)\s*:", re.IGNORECASE)
-
-
-def is_header_row(text: str) -> bool:
-    return bool(_HEADER_ROW.match(text))
 
 
 #: What a sentence from a document the answer does not cite yet must beat: an answer that draws on one
@@ -430,7 +426,7 @@ _DANGLING = re.compile(r"(:|;\s*(or|and)|,\s*(or|and)|\b(or|and))$")
 MAX_FOLLOWERS = 15
 
 
-_LABEL = re.compile(r"^\(?(\d+|[ivx]+|[a-z])[.)]\s")
+_LABEL = re.compile(rf"^{LABEL}\s")
 
 
 def _label_kind(text: str) -> str:

@@ -124,8 +124,9 @@ def _terms(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-#: A list item's bare number or letter ("2.", "(b)", "iv)"), which `split_sentences` leaves as a piece of its own.
-BARE_LABEL = re.compile(r"^\s*\(?(\d+|[ivx]+|[a-z])[.)]\s*$", re.IGNORECASE)
+#: A list item's number or letter ("2.", "(b)", "iv)"); `split_sentences` leaves it a piece of its own.
+LABEL = r"\(?(\d+|[ivx]+|[a-z])[.)]"
+BARE_LABEL = re.compile(rf"^\s*{LABEL}\s*$", re.IGNORECASE)
 
 
 def split_sentences(text: str) -> list[str]:
