@@ -178,12 +178,17 @@ class ChatPage:
         self.library = LibraryTab(settings, self.corpus, self.gate)
 
     def respond(self, message: str, chat: list, turns: list[Turn]):
+        """Stream the answer into the chat, then show its sources and its first cited page.
+
+        Every yield sends plain values except the source choices at the start and the end: Gradio answers
+        a prop update, even an empty `gr.update()`, by building a new component and its config for the
+        session, which cost the page more CPU than the answer itself when twenty sessions asked at once."""
         message = (message or "").strip()
         if not message:
             yield chat, turns, "", sources_html(None), gr.update(), None, ""
             return
         chat = [*chat, {"role": "user", "content": escape_text(message)}, {"role": "assistant", "content": ""}]
-        yield chat, turns, "", gr.update(), gr.update(), gr.update(), ""
+        yield chat, turns, "", sources_html(None), gr.update(choices=[], value=None), None, ""
         answer = None
         try:
             text, sent = "", time.monotonic()
@@ -195,17 +200,17 @@ class ChatPage:
                 if time.monotonic() - sent >= STREAM_INTERVAL:
                     sent = time.monotonic()
                     chat[-1] = {"role": "assistant", "content": escape_text(text)}
-                    yield chat, turns, "", gr.update(), gr.update(), gr.update(), ""
+                    yield chat, turns, "", sources_html(None), None, None, ""
         except QuestionError as error:
             chat[-1] = {"role": "assistant", "content": escape_text(f"I can't take that question: {error}.")}
-            yield chat, turns, "", sources_html(None), gr.update(), None, ""
+            yield chat, turns, "", sources_html(None), None, None, ""
             return
         except Exception:  # the page must stay usable: a short message with an id, the details in the log
             error_id = secrets.token_hex(4)
             logger.exception("answering failed [error %s]", error_id)
             chat[-1] = {"role": "assistant", "content": escape_text(
                 f"Something went wrong on our side (error {error_id}). Please try again in a moment.")}
-            yield chat, turns, "", sources_html(None), gr.update(), None, ""
+            yield chat, turns, "", sources_html(None), None, None, ""
             return
         chat[-1] = {"role": "assistant", "content": escape_text(answer.answer)}
         turns = [*turns, Turn(message, answer)]

@@ -5,8 +5,10 @@ pixels (`WBL_RENDER_MAX_PX` on the longest side) whatever the page's size. On a 
 found among the OCR words (see ocr.py) instead of the missing text layer.
 
 Each image is encoded once into a cache folder, under a name made from what it shows, and written under a
-temporary name then renamed: twenty sessions citing the same page cost one render and one encoding, and none
-of them can be served a half-written file (the page hands out a file path; the web server streams it).
+temporary name then renamed: twenty sessions citing the same page at once cost one render and one encoding
+(the others wait for it, then find it in the cache), and none of them can be served a half-written file (the
+page hands out a file path; the web server streams it). Encoding uses WebP's fastest method: a quarter of the
+default's CPU time (about 24 against 85 ms for a page here) for files about a quarter larger.
 """
 
 from __future__ import annotations
@@ -50,13 +52,16 @@ def render_page(path: Path, page: int, quote: str, max_px: int, cache_dir: Path,
     if _touch(target):
         return target
     with _PDFIUM:
+        if _touch(target):  # rendered by another session while this one waited
+            return target
         image = _render_locked(str(path), page, quote, max_px, ocr_words)
-    _write_image(image, target)
+        _write_image(image, target)
     _prune(cache_dir, CACHED_IMAGES)
     return target
 
 
 #: PDFium is not thread-safe: two renders at once crash the process (seen with concurrent chat sessions).
+#: The lock is held through the encoding too, so that sessions waiting for the same page find it done.
 _PDFIUM = threading.Lock()
 
 
@@ -74,7 +79,7 @@ def _write_image(image: Image.Image, target: Path) -> None:
     fd, staging = tempfile.mkstemp(dir=target.parent, prefix=".render-", suffix=".webp")
     try:
         with os.fdopen(fd, "wb") as out:
-            image.save(out, format="WEBP")
+            image.save(out, format="WEBP", method=0)
         os.replace(staging, target)
     except BaseException:
         Path(staging).unlink(missing_ok=True)

@@ -475,7 +475,9 @@ def test_a_5000_pt_page_is_rendered_within_the_pixel_cap(settings):
 def test_concurrent_renders_of_one_page_never_hand_out_a_partial_file(settings, make_pdf, monkeypatch):
     """Twenty sessions citing the same page once raced on one cache file (the web server streamed it while
     another request rewrote it: "Response content shorter than Content-Length"). Now the image is written
-    once, under a temporary name, and every reader sees the whole file."""
+    once, under a temporary name, and every reader sees the whole file. Sessions asking while it is being
+    rendered wait for that render instead of each rendering and encoding it again (CPU the page lacked under
+    load)."""
     from PIL import Image
 
     from wbl_assistant import pages
@@ -484,7 +486,7 @@ def test_concurrent_renders_of_one_page_never_hand_out_a_partial_file(settings, 
                     settings.corpus_dir / "mentors.pdf")
     renders = []
     render = pages._render_locked
-    monkeypatch.setattr(pages, "_render_locked", lambda *a: renders.append(a) or render(*a))
+    monkeypatch.setattr(pages, "_render_locked", lambda *a: renders.append(a) or time.sleep(0.3) or render(*a))
     sizes: list[int] = []
     results: list[Path] = []
     start = threading.Barrier(8)
@@ -501,6 +503,7 @@ def test_concurrent_renders_of_one_page_never_hand_out_a_partial_file(settings, 
     for thread in threads:
         thread.join()
     assert len(set(results)) == 1 and len(results) == 8
+    assert len(renders) == 1, "eight sessions at once, one render"
     assert set(sizes) == {results[0].stat().st_size}
     Image.open(results[0]).verify()
     assert not [p for p in settings.page_cache_dir.iterdir() if p.name.startswith(".")], "no staging file left"

@@ -39,3 +39,19 @@ def test_a_slow_answer_streams_its_text_as_it_comes(tmp_path):
     streamed = updates[1:-1]
     assert streamed and streamed == sorted(streamed, key=len), updates
     assert all("One." in text for text in streamed)
+
+
+def test_streamed_text_goes_out_as_plain_values_without_component_updates(tmp_path):
+    """Gradio answers any prop update, even an empty `gr.update()`, by building a new component and its config
+    for the session: under load that cost the page more CPU than the answer. Only the first and the last
+    yield (clearing, then setting, the source choices) may carry one."""
+    settings = Settings(data_dir=tmp_path / "data", corpus_dir=tmp_path / "corpus")
+    page = ChatPage(settings, PacedAssistant(["One.", "Two.", "Three."], STREAM_INTERVAL * 1.5))
+    yields = list(page.respond("How many hours?", [], []))
+    assert len(yields) > 2
+
+    def updates(values: tuple) -> int:
+        return sum(isinstance(v, dict) and "update" in v.get("__type__", "") for v in values)
+
+    assert [updates(y) for y in yields[1:-1]] == [0] * (len(yields) - 2)
+    assert updates(yields[0]) == updates(yields[-1]) == 1
