@@ -15,6 +15,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -23,7 +24,7 @@ from chromadb.errors import ChromaError, NotFoundError
 from .config import Settings
 from .embeddings import load_query_encoder
 from .lexical import LexicalIndex
-from .store import ChunkRecord, IndexStore, Manifest, heading_vector_of, hold_view, sentence_vectors_of
+from .store import LOCAL_SWITCHES, ChunkRecord, IndexStore, Manifest, heading_vector_of, hold_view, sentence_vectors_of
 from .text import terms
 from .vocabulary import Concept, Lexicon
 
@@ -40,6 +41,11 @@ CHUNK_CACHE = 4096
 #: Question texts whose vectors a reader keeps: the same question (an example clicked on the page, a retry,
 #: a follow-up's standalone form asked again) is embedded once, about 20 ms of CPU each.
 QUERY_VECTORS = 2048
+#: How long a reader trusts its snapshot without reading the live pointer again. Each check is a read of the
+#: index (a Chroma call); under load the page made two per question. A switch made by another process is
+#: seen up to this much later (a replaced generation stays WBL_RETIRE_GRACE seconds, far longer); one made in
+#: this process is seen at once.
+POINTER_CHECK_SECONDS = 0.5
 
 
 class NotIngestedError(RuntimeError):
@@ -300,6 +306,7 @@ class IndexReader:
         self._vectors: RecentlyUsed[np.ndarray] = RecentlyUsed(QUERY_VECTORS)
         self._snapshot: IndexSnapshot | None = None
         self._loading = threading.Lock()
+        self._checked = (-POINTER_CHECK_SECONDS, -1)  # (when the pointer was last read, switches made here then)
 
     def snapshot(self, reload: bool = False) -> IndexSnapshot:
         """The current snapshot: loaded on first use, replaced in one assignment when the manifest moved.
@@ -307,8 +314,13 @@ class IndexReader:
         While one thread loads the next snapshot, the others keep answering from the one they have.
         `reload`: load again even when the manifest did not move (its view of the index went stale)."""
         current = self._snapshot
-        live = self.store.active_snapshot_id()
+        checked_at, switches = self._checked
+        if (current is not None and not reload and switches == LOCAL_SWITCHES.value
+                and monotonic() - checked_at < POINTER_CHECK_SECONDS):
+            return current
+        switches, live = LOCAL_SWITCHES.value, self.store.active_snapshot_id()
         if current is not None and live == current.snapshot_id and not reload:
+            self._checked = (monotonic(), switches)
             return current
         if current is not None and not reload and not self._loading.acquire(blocking=False):
             return current
@@ -330,6 +342,7 @@ class IndexReader:
                 raise NotIngestedError("the index is incomplete (its chunks are missing): run "
                                        "`wbl-assistant ingest` to repair it") from None
             self._snapshot = snapshot
+            self._checked = (monotonic(), switches)
             return snapshot
         finally:
             self._loading.release()

@@ -55,6 +55,20 @@ BLOB_PART_CHARS = 4_000_000
 #: The meta collection's records need a vector; they all get this one.
 META_VECTOR = [1.0, 0.0]
 LEASE_SECONDS = 60.0
+class SwitchCounter:
+    """Counts the index switches made in this process (`IndexStore.activate`), so that a reader that skips
+    its pointer check for a moment (`retrieval.POINTER_CHECK_SECONDS`) still sees those at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def bump(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+LOCAL_SWITCHES = SwitchCounter()
 
 
 class StoreError(RuntimeError):
@@ -421,6 +435,7 @@ class IndexStore:
         """Point readers at `manifest` in one write."""
         self.meta().upsert(ids=[POINTER_ID], documents=[manifest.to_json()], embeddings=[META_VECTOR],
                            metadatas=[{"snapshot": manifest.snapshot, "format": RECORD_FORMAT}])
+        LOCAL_SWITCHES.bump()
 
     def missing_chunks(self, manifest: Manifest) -> bool:
         """Whether the live versions' chunks are gone (their collection was deleted). Asks only whether the

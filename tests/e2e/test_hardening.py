@@ -281,6 +281,40 @@ def test_questions_in_flight_while_reingests_switch_and_drop_data_all_succeed(se
     assert errors == [], "\n".join(errors)
 
 
+def test_a_reader_reads_the_live_pointer_once_per_interval_and_sees_its_own_switches_at_once(
+        two_docs, make_pdf, tmp_path, monkeypatch):
+    """Under load every question read the index's live pointer (a Chroma call), twice with its cited page."""
+    from wbl_assistant import retrieval
+    from wbl_assistant.assistant import Assistant
+    from wbl_assistant.store import IndexStore
+
+    now = [1000.0]
+    monkeypatch.setattr(retrieval, "monotonic", lambda: now[0])
+    assistant = Assistant(two_docs)
+    reader = assistant.reader
+    reads: list[int] = []
+    real_read = reader.store.active_snapshot_id
+    monkeypatch.setattr(reader.store, "active_snapshot_id", lambda: reads.append(1) or real_read())
+    first = reader.snapshot().snapshot_id
+    reads.clear()
+    for _ in range(5):
+        assert not assistant.ask(HOSA_QUESTION).abstained
+    assert reads == []
+
+    make_pdf("# Mentors\n\nInterns meet their mentor every Monday.\n", two_docs.corpus_dir / "mentor.pdf")
+    assert ingest(two_docs).switched  # in this process: seen at once
+    second = reader.snapshot().snapshot_id
+    assert second != first and second == IndexStore(two_docs).active().snapshot
+
+    make_pdf("# Mentors\n\nInterns meet their mentor every Friday.\n", two_docs.corpus_dir / "mentor.pdf")
+    run = cli(two_docs, "ingest")  # another process: seen once the interval has passed
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert reader.snapshot().snapshot_id == second
+    now[0] += retrieval.POINTER_CHECK_SECONDS
+    third = reader.snapshot().snapshot_id
+    assert third not in (first, second) and third == IndexStore(two_docs).active().snapshot
+
+
 # -- the admin tab ----------------------------------------------------------------------------------------
 
 
