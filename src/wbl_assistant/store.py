@@ -55,6 +55,8 @@ BLOB_PART_CHARS = 4_000_000
 #: The meta collection's records need a vector; they all get this one.
 META_VECTOR = [1.0, 0.0]
 LEASE_SECONDS = 60.0
+
+
 class SwitchCounter:
     """Counts the index switches made in this process (`IndexStore.activate`), so that a reader that skips
     its pointer check for a moment (`retrieval.POINTER_CHECK_SECONDS`) still sees those at once."""
